@@ -1,0 +1,4 @@
+package probe
+
+// BrowserOptions are the options of a browser check.
+type BrowserOptions struct{}

@@ -1,0 +1,4 @@
+package probe
+
+// DNSOptions are the options of a dns check.
+type DNSOptions struct{}

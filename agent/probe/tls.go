@@ -1,0 +1,4 @@
+package probe
+
+// TLSOptions are the options of a tls check.
+type TLSOptions struct{}

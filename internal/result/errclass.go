@@ -1,0 +1,32 @@
+package result
+
+// Error classes: short, stable names that dashboards, alerts and steering
+// group by. Add new ones here; never rename one that has shipped.
+const (
+	ErrTimeout = "timeout"
+
+	ErrDNSNXDomain = "dns_nxdomain"
+	ErrDNSTimeout  = "dns_timeout"
+	ErrDNSServfail = "dns_servfail"
+	ErrDNSRefused  = "dns_refused"
+	ErrDNSNoAnswer = "dns_no_answer"
+	ErrDNS         = "dns_error"
+
+	ErrConnectRefused = "connect_refused"
+	ErrConnectTimeout = "connect_timeout"
+	ErrConnectUnreach = "connect_unreachable"
+	ErrConnect        = "connect_error"
+
+	ErrTLSCertExpired     = "tls_cert_expired"
+	ErrTLSCertNotYetValid = "tls_cert_not_yet_valid"
+	ErrTLSCertUntrusted   = "tls_cert_untrusted"
+	ErrTLSNameMismatch    = "tls_name_mismatch"
+	ErrTLSHandshake       = "tls_handshake"
+
+	ErrHTTPStatus   = "http_status"
+	ErrBodyMismatch = "body_mismatch"
+	ErrHTTP         = "http_error"
+
+	ErrICMPLoss = "icmp_loss"
+	ErrBrowser  = "browser_error"
+)
