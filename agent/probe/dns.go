@@ -1,4 +1,222 @@
 package probe
 
-// DNSOptions are the options of a dns check.
-type DNSOptions struct{}
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/meridian-net/meridian/internal/result"
+)
+
+// DNSOptions are the options of a dns check; its target is the name to query.
+//
+//	dns:
+//	  resolvers: ["1.1.1.1:53", "8.8.8.8"] # one result each; default: the system's first nameserver
+//	  qtype: A                             # A (default), AAAA, CNAME, NS, TXT, HTTPS, MX, SOA, …
+//	  transport: udp                       # udp (default; retried over tcp when truncated) or tcp
+//	  expect_rcode: NOERROR                # default NOERROR
+//	  expect_answer_contains: "192.0.2.1"  # optional, matched against each answer's text
+type DNSOptions struct {
+	Resolvers            []string `yaml:"resolvers"`
+	QType                string   `yaml:"qtype"`
+	Transport            string   `yaml:"transport"`
+	ExpectRcode          string   `yaml:"expect_rcode"`
+	ExpectAnswerContains string   `yaml:"expect_answer_contains"`
+}
+
+// resolvConf is where the system resolver is read from when a dns check
+// names none; a variable so tests can point it elsewhere.
+var resolvConf = "/etc/resolv.conf"
+
+// errDNSAnswerMismatch is the class of an answer without the expected text.
+// TODO(lead): move to internal/result/errclass.go as ErrDNSAnswerMismatch.
+const errDNSAnswerMismatch = "dns_answer_mismatch"
+
+// dnsEDNSSize is the EDNS0 buffer size the probe advertises, the DNS Flag
+// Day 2020 value that avoids IP fragmentation.
+const dnsEDNSSize = 1232
+
+// dnsQuery is a dns check's options, parsed.
+type dnsQuery struct {
+	name      string
+	qtype     uint16
+	transport string
+	rcode     int
+	contains  string
+}
+
+// DNS queries each resolver for the target name, concurrently, and returns
+// one result per resolver.
+func DNS(ctx context.Context, c *Check) ([]*result.Result, error) {
+	q, err := c.DNS.parse(c.Target)
+	if err != nil {
+		return nil, fmt.Errorf("cannot run dns check %q: %w", c.Name, err)
+	}
+	servers, err := c.DNS.servers()
+	if err != nil {
+		return nil, fmt.Errorf("cannot run dns check %q: %w", c.Name, err)
+	}
+	out := make([]*result.Result, len(servers))
+	var wg sync.WaitGroup
+	for i, server := range servers {
+		wg.Go(func() { out[i] = q.run(ctx, c, server) })
+	}
+	wg.Wait()
+	return out, nil
+}
+
+func (o *DNSOptions) parse(target string) (*dnsQuery, error) {
+	q := &dnsQuery{name: dns.Fqdn(target), qtype: dns.TypeA, transport: "udp", rcode: dns.RcodeSuccess, contains: o.ExpectAnswerContains}
+	if _, ok := dns.IsDomainName(q.name); !ok || target == "" {
+		return nil, fmt.Errorf("target %q is not a domain name", target)
+	}
+	if o.QType != "" {
+		t, ok := dns.StringToType[strings.ToUpper(o.QType)]
+		if !ok {
+			return nil, fmt.Errorf("unknown qtype %q (use A, AAAA, CNAME, NS, TXT, HTTPS, MX or SOA)", o.QType)
+		}
+		q.qtype = t
+	}
+	switch strings.ToLower(o.Transport) {
+	case "", "udp":
+	case "tcp":
+		q.transport = "tcp"
+	default:
+		return nil, fmt.Errorf("unknown transport %q (use udp or tcp)", o.Transport)
+	}
+	if o.ExpectRcode != "" {
+		rc, ok := dns.StringToRcode[strings.ToUpper(o.ExpectRcode)]
+		if !ok {
+			return nil, fmt.Errorf("unknown expect_rcode %q (use NOERROR, NXDOMAIN, SERVFAIL, REFUSED, …)", o.ExpectRcode)
+		}
+		q.rcode = rc
+	}
+	return q, nil
+}
+
+// servers lists the resolvers to ask, as HOST:PORT.
+func (o *DNSOptions) servers() ([]string, error) {
+	if len(o.Resolvers) == 0 {
+		return []string{systemResolver()}, nil
+	}
+	out := make([]string, len(o.Resolvers))
+	for i, r := range o.Resolvers {
+		addr, err := withPort(r, "53")
+		if err != nil {
+			return nil, fmt.Errorf("resolver %q: %w", r, err)
+		}
+		out[i] = addr
+	}
+	return out, nil
+}
+
+// systemResolver is the first nameserver of resolv.conf, or 127.0.0.1:53.
+func systemResolver() string {
+	cfg, err := dns.ClientConfigFromFile(resolvConf)
+	if err != nil || len(cfg.Servers) == 0 {
+		return "127.0.0.1:53"
+	}
+	return net.JoinHostPort(cfg.Servers[0], cfg.Port)
+}
+
+// withPort turns HOST or HOST:PORT (IPv6 bare or in brackets) into HOST:PORT.
+func withPort(addr, port string) (string, error) {
+	if host, p, err := net.SplitHostPort(addr); err == nil {
+		if host == "" || p == "" {
+			return "", errors.New("want HOST:PORT")
+		}
+		return addr, nil
+	}
+	host := strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]")
+	if host == "" || strings.ContainsAny(host, "[]/ ") {
+		return "", errors.New("want HOST:PORT")
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// run asks one server and judges its answer.
+func (q *dnsQuery) run(ctx context.Context, c *Check, server string) *result.Result {
+	start := time.Now()
+	res := result.New("", c.Name, result.KindDNS, c.Target, start)
+	res.DNS = &result.DNS{Resolver: server, QType: dns.TypeToString[q.qtype]}
+	m := new(dns.Msg).SetQuestion(q.name, q.qtype)
+	m.SetEdns0(dnsEDNSSize, false)
+	resp, transport, err := exchange(ctx, m, server, q.transport)
+	res.DNSMs = result.Ms(time.Since(start))
+	res.DNS.Transport = transport
+	if err != nil {
+		res.Fail(exchangeClass(err), fmt.Errorf("cannot query %s over %s: %w", server, transport, err))
+	} else {
+		q.judge(res, resp, server)
+	}
+	res.TotalMs = result.Ms(time.Since(start))
+	return res
+}
+
+// exchange sends m and, when a UDP answer comes back truncated, asks again
+// over TCP. It returns the transport(s) used: "udp", "tcp" or "udp+tcp".
+func exchange(ctx context.Context, m *dns.Msg, server, transport string) (*dns.Msg, string, error) {
+	client := &dns.Client{Net: transport}
+	if dl, ok := ctx.Deadline(); ok {
+		// miekg/dns otherwise gives up after its own 2s default.
+		client.Timeout = max(time.Until(dl), time.Nanosecond)
+	}
+	resp, _, err := client.ExchangeContext(ctx, m, server)
+	if err != nil || !resp.Truncated || transport != "udp" {
+		return resp, transport, err
+	}
+	client.Net = "tcp"
+	resp, _, err = client.ExchangeContext(ctx, m, server)
+	return resp, "udp+tcp", err
+}
+
+func exchangeClass(err error) string {
+	if errIsTimeout(err) {
+		return result.ErrDNSTimeout
+	}
+	return result.ErrDNS
+}
+
+// judge fills the answer fields and decides ok.
+func (q *dnsQuery) judge(res *result.Result, resp *dns.Msg, server string) {
+	d := res.DNS
+	d.Rcode = dns.RcodeToString[resp.Rcode]
+	matched, typed := false, false
+	for _, rr := range resp.Answer {
+		text := strings.ReplaceAll(rr.String(), "\t", " ")
+		d.Answers = append(d.Answers, text)
+		if ttl := rr.Header().Ttl; d.TTL == nil || ttl < *d.TTL {
+			d.TTL = &ttl
+		}
+		typed = typed || rr.Header().Rrtype == q.qtype
+		matched = matched || strings.Contains(text, q.contains)
+	}
+	switch {
+	case resp.Rcode != q.rcode:
+		res.Fail(rcodeClass(resp.Rcode), fmt.Errorf("got %s from %s, want %s", d.Rcode, server, dns.RcodeToString[q.rcode]))
+	case q.rcode == dns.RcodeSuccess && !typed:
+		res.Fail(result.ErrDNSNoAnswer, fmt.Errorf("got no %s record for %s from %s", d.QType, q.name, server))
+	case q.contains != "" && !matched:
+		res.Fail(errDNSAnswerMismatch, fmt.Errorf("no answer from %s contains %q", server, q.contains))
+	default:
+		res.OK = true
+	}
+}
+
+func rcodeClass(rcode int) string {
+	switch rcode {
+	case dns.RcodeNameError:
+		return result.ErrDNSNXDomain
+	case dns.RcodeServerFailure:
+		return result.ErrDNSServfail
+	case dns.RcodeRefused:
+		return result.ErrDNSRefused
+	}
+	return result.ErrDNS
+}

@@ -36,6 +36,9 @@ type Func func(ctx context.Context, c *Check) ([]*result.Result, error)
 // Probes maps each kind to its probe. It is the one place kinds register.
 var Probes = map[string]Func{
 	result.KindHTTP: HTTP,
+	result.KindDNS:  DNS,
+	result.KindTCP:  TCP,
+	result.KindTLS:  TLS,
 }
 
 // Run runs c with the probe of its kind.

@@ -1,0 +1,21 @@
+// Command meridian-agent measures targets on its checks' intervals and
+// ships the results to a Meridian collector.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "meridian-agent:", err)
+		os.Exit(exitCode(err))
+	}
+}

@@ -1,0 +1,281 @@
+// Package config owns the agent's YAML configuration: strict decoding,
+// defaults, and validation with file:line errors.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/meridian-net/meridian/agent/probe"
+	"github.com/meridian-net/meridian/internal/result"
+)
+
+// Defaults and limits.
+const (
+	DefaultShipInterval  = time.Second
+	DefaultShipBatch     = 500
+	DefaultShipMaxQueue  = 100000
+	DefaultCheckInterval = 60 * time.Second
+	MinCheckInterval     = time.Second
+	MinShipInterval      = 10 * time.Millisecond
+)
+
+// Config is the agent's configuration file.
+type Config struct {
+	Agent     Agent         `yaml:"agent"`
+	Collector string        `yaml:"collector"` // --collector / MERIDIAN_COLLECTOR override it
+	Token     string        `yaml:"token"`     // --token / MERIDIAN_TOKEN override it
+	Ship      Ship          `yaml:"ship"`
+	Checks    []probe.Check `yaml:"checks"`
+}
+
+// Agent names this agent; informational, the collector knows it by its token.
+type Agent struct {
+	Name   string `yaml:"name"`
+	Region string `yaml:"region"`
+}
+
+// Ship says how results leave for the collector.
+type Ship struct {
+	Interval time.Duration `yaml:"interval"`
+	Batch    int           `yaml:"batch"`
+	MaxQueue int           `yaml:"max_queue"`
+}
+
+// Load reads, decodes, defaults and validates the file at path.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read config: %w", err)
+	}
+	return Parse(path, b)
+}
+
+// Parse decodes and validates b; name prefixes errors as in "name:line: …".
+func Parse(name string, b []byte) (*Config, error) {
+	var cfg Config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s: the config is empty (want at least agent, collector and checks)", name)
+		}
+		return nil, yamlError(name, err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, yamlError(name, err)
+	}
+	cfg.setDefaults(filepath.Dir(name))
+	if err := cfg.validate(&lines{name: name, doc: &doc}); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+var (
+	lineRE    = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
+	unknownRE = regexp.MustCompile(`^field (\S+) not found in type (\S+)$`)
+)
+
+// friendlier rewords yaml.v3's messages for the two mistakes people make.
+func friendlier(m string) string {
+	if sub := unknownRE.FindStringSubmatch(m); sub != nil {
+		return fmt.Sprintf("unknown field %q in %s (check the spelling and the indentation)", sub[1], sub[2])
+	}
+	if strings.HasSuffix(m, "into time.Duration") {
+		return m + " (write durations with a unit, such as 10s)"
+	}
+	return m
+}
+
+// yamlError turns yaml.v3's "yaml: unmarshal errors:\n  line 3: …" into
+// "name:3: …", one error per line.
+func yamlError(name string, err error) error {
+	var te *yaml.TypeError
+	var msgs []string
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	} else {
+		msgs = []string{err.Error()}
+	}
+	out := make([]string, len(msgs))
+	for i, m := range msgs {
+		if sub := lineRE.FindStringSubmatch(m); sub != nil {
+			out[i] = name + ":" + sub[1] + ": " + friendlier(m[len(sub[0]):])
+		} else {
+			out[i] = name + ": " + strings.TrimPrefix(m, "yaml: ")
+		}
+	}
+	return errors.New(strings.Join(out, "\n"))
+}
+
+// setDefaults fills what the file left out; relative paths in it are
+// relative to dir, the config file's directory.
+func (c *Config) setDefaults(dir string) {
+	if c.Agent.Name == "" {
+		c.Agent.Name, _ = os.Hostname()
+	}
+	if c.Ship.Interval == 0 {
+		c.Ship.Interval = DefaultShipInterval
+	}
+	if c.Ship.Batch == 0 {
+		c.Ship.Batch = DefaultShipBatch
+	}
+	if c.Ship.MaxQueue == 0 {
+		c.Ship.MaxQueue = DefaultShipMaxQueue
+	}
+	for i := range c.Checks {
+		ck := &c.Checks[i]
+		if ck.Interval == 0 {
+			ck.Interval = DefaultCheckInterval
+		}
+		if ck.Timeout == 0 {
+			ck.Timeout = ck.Interval * 4 / 5
+		}
+		if ck.HTTP.CAFile != "" && !filepath.IsAbs(ck.HTTP.CAFile) {
+			ck.HTTP.CAFile = filepath.Join(dir, ck.HTTP.CAFile)
+		}
+	}
+}
+
+func (c *Config) validate(l *lines) error {
+	if c.Collector != "" {
+		if err := ValidateCollector(c.Collector); err != nil {
+			return l.errorf(err.Error(), "collector")
+		}
+	}
+	switch {
+	case c.Ship.Interval < MinShipInterval:
+		return l.errorf(fmt.Sprintf("ship.interval %v is below the minimum %v", c.Ship.Interval, MinShipInterval), "ship", "interval")
+	case c.Ship.Batch < 1:
+		return l.errorf(fmt.Sprintf("ship.batch %d must be at least 1", c.Ship.Batch), "ship", "batch")
+	case c.Ship.MaxQueue < c.Ship.Batch:
+		return l.errorf(fmt.Sprintf("ship.max_queue %d must be at least ship.batch (%d)", c.Ship.MaxQueue, c.Ship.Batch), "ship", "max_queue")
+	case len(c.Checks) == 0:
+		return l.errorf("no checks: add at least one under checks:", "checks")
+	}
+	seen := map[string]int{}
+	for i := range c.Checks {
+		if err := c.validateCheck(l, i, seen); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Config) validateCheck(l *lines, i int, seen map[string]int) error {
+	ck := &c.Checks[i]
+	at := func(msg string, key string) error {
+		prefix := fmt.Sprintf("checks[%d]", i)
+		if ck.Name != "" {
+			prefix += fmt.Sprintf(" (%s)", ck.Name)
+		}
+		return l.errorf(prefix+": "+msg, "checks", strconv.Itoa(i), key)
+	}
+	switch {
+	case ck.Name == "":
+		return at("name must not be empty", "")
+	case seen[ck.Name] > 0:
+		return at(fmt.Sprintf("name %q is already used by checks[%d]; names must be unique", ck.Name, seen[ck.Name]-1), "name")
+	case !result.KnownKind(ck.Kind):
+		return at(fmt.Sprintf("unknown kind %q (want one of %s)", ck.Kind, strings.Join(result.Kinds, ", ")), "kind")
+	case probe.Probes[ck.Kind] == nil:
+		return at(fmt.Sprintf("kind %q has no probe in this build", ck.Kind), "kind")
+	case ck.Target == "":
+		return at("target must not be empty", "target")
+	case ck.Interval < MinCheckInterval:
+		return at(fmt.Sprintf("interval %v is below the minimum %v", ck.Interval, MinCheckInterval), "interval")
+	case ck.Timeout < 0:
+		return at(fmt.Sprintf("timeout %v must be positive", ck.Timeout), "timeout")
+	case ck.Timeout > ck.Interval:
+		return at(fmt.Sprintf("timeout %v is longer than interval %v; lower it or raise the interval", ck.Timeout, ck.Interval), "timeout")
+	}
+	seen[ck.Name] = i + 1
+	if ck.Kind == result.KindHTTP {
+		if _, err := probe.ParseHTTPTarget(ck.Target); err != nil {
+			return at(err.Error(), "target")
+		}
+		if ck.HTTP.CAFile != "" {
+			if _, err := probe.LoadCAFile(ck.HTTP.CAFile); err != nil {
+				return at(err.Error(), "http")
+			}
+		}
+	}
+	return nil
+}
+
+// ValidateCollector checks a collector base URL.
+func ValidateCollector(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("collector %q is not an http(s) URL such as http://127.0.0.1:8080", s)
+	}
+	return nil
+}
+
+// lines finds the line of a key in the decoded document, for errors.
+type lines struct {
+	name string
+	doc  *yaml.Node
+}
+
+// errorf prefixes msg with name:line of the deepest node on path that
+// exists (path elements are mapping keys or sequence indexes).
+func (l *lines) errorf(msg string, path ...string) error {
+	line := 0
+	n := l.doc
+	if n != nil && n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+		line = n.Line
+	}
+	for _, p := range path {
+		if p == "" {
+			break
+		}
+		next := child(n, p)
+		if next == nil {
+			break
+		}
+		n, line = next, next.Line
+	}
+	if line == 0 {
+		return fmt.Errorf("%s: %s", l.name, msg)
+	}
+	return fmt.Errorf("%s:%d: %s", l.name, line, msg)
+}
+
+func child(n *yaml.Node, key string) *yaml.Node {
+	if n == nil {
+		return nil
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				// The key's line, so an empty value still points somewhere.
+				k, v := n.Content[i], n.Content[i+1]
+				if v.Kind == yaml.ScalarNode {
+					return k
+				}
+				return &yaml.Node{Kind: v.Kind, Content: v.Content, Line: k.Line}
+			}
+		}
+	case yaml.SequenceNode:
+		if i, err := strconv.Atoi(key); err == nil && i < len(n.Content) {
+			return n.Content[i]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,278 @@
+// Package sched owns when checks run: intervals, stagger, jitter, timeouts,
+// a concurrency bound, and containing probes that overrun or panic.
+package sched
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/meridian-net/meridian/agent/probe"
+	"github.com/meridian-net/meridian/internal/result"
+)
+
+// ErrProbePanic is the error class of a run whose probe panicked. It is
+// local to the agent until it earns a place in internal/result/errclass.go.
+const ErrProbePanic = "probe_panic"
+
+// DefaultConcurrency bounds how many probes run at once.
+const DefaultConcurrency = 32
+
+var (
+	runsTotal        = metrics.NewCounter("meridian_agent_sched_runs_total")
+	overrunsTotal    = metrics.NewCounter("meridian_agent_sched_overruns_total")
+	panicsTotal      = metrics.NewCounter("meridian_agent_sched_panics_total")
+	probeErrorsTotal = metrics.NewCounter("meridian_agent_sched_probe_errors_total")
+)
+
+// Sink receives the results of each run. It must not block for long: the
+// run's concurrency slot is held until Publish returns.
+type Sink interface {
+	Publish([]*result.Result)
+}
+
+// Options configure a Scheduler.
+type Options struct {
+	Agent       string // stamped on every result
+	Concurrency int    // default DefaultConcurrency
+	// Jitter is the most a run is delayed past its tick; 0 means
+	// min(interval/20, 500ms), negative means none.
+	Jitter time.Duration
+	Run    probe.Func // default probe.Run
+	Logger *slog.Logger
+}
+
+// Stats counts what a Scheduler did; the same counts are exported as metrics.
+type Stats struct {
+	Runs, Overruns, Panics, ProbeErrors int64
+}
+
+// Scheduler runs checks on their intervals until Stop.
+type Scheduler struct {
+	opts   Options
+	sink   Sink
+	clock  clock
+	checks []*checkState
+	sem    chan struct{}
+
+	loopCtx   context.Context // cancelled by Stop: no new runs
+	stopLoops context.CancelFunc
+	runCtx    context.Context // cancelled when Stop gives up waiting
+	abortRuns context.CancelFunc
+	loops     sync.WaitGroup
+	inflight  sync.WaitGroup
+
+	runs, overruns, panics, probeErrors atomic.Int64
+}
+
+type checkState struct {
+	check   probe.Check
+	stagger time.Duration
+	jitter  time.Duration
+	running atomic.Bool
+}
+
+// New returns a Scheduler for checks (already validated: interval ≥ 1s,
+// 0 < timeout ≤ interval) that publishes to sink. Start starts it.
+func New(checks []probe.Check, sink Sink, opts Options) *Scheduler {
+	return newWithClock(checks, sink, opts, realClock{})
+}
+
+func newWithClock(checks []probe.Check, sink Sink, opts Options, clk clock) *Scheduler {
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = DefaultConcurrency
+	}
+	if opts.Run == nil {
+		opts.Run = probe.Run
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &Scheduler{opts: opts, sink: sink, clock: clk, sem: make(chan struct{}, opts.Concurrency)}
+	for _, c := range checks {
+		s.checks = append(s.checks, &checkState{
+			check:   c,
+			stagger: Stagger(opts.Agent, c.Name, c.Interval),
+			jitter:  jitterFor(opts.Jitter, c.Interval),
+		})
+	}
+	s.loopCtx, s.stopLoops = context.WithCancel(context.Background())
+	s.runCtx, s.abortRuns = context.WithCancel(context.Background())
+	return s
+}
+
+// Stagger spreads first runs over the interval, the same way on every start
+// of the same agent, so restarts do not shift load and agents do not march
+// in step.
+func Stagger(agent, check string, interval time.Duration) time.Duration {
+	if interval <= 0 {
+		return 0
+	}
+	h := fnv.New64a()
+	h.Write([]byte(agent))
+	h.Write([]byte{0})
+	h.Write([]byte(check))
+	return time.Duration(h.Sum64() % uint64(interval))
+}
+
+func jitterFor(j, interval time.Duration) time.Duration {
+	switch {
+	case j < 0:
+		return 0
+	case j > 0:
+		return j
+	}
+	return min(interval/20, 500*time.Millisecond)
+}
+
+// Start starts one loop per check.
+func (s *Scheduler) Start() {
+	for _, c := range s.checks {
+		s.loops.Add(1)
+		go s.loop(c)
+	}
+}
+
+// Stop stops starting runs and waits for those in flight until ctx is done;
+// then it cancels them, drops their results and returns ctx's error.
+func (s *Scheduler) Stop(ctx context.Context) error {
+	s.stopLoops()
+	s.loops.Wait()
+	done := make(chan struct{})
+	go func() { s.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.abortRuns()
+		return nil
+	case <-ctx.Done():
+		s.abortRuns()
+		return fmt.Errorf("cannot wait for runs in flight: %w", ctx.Err())
+	}
+}
+
+// Stats returns what this Scheduler did so far.
+func (s *Scheduler) Stats() Stats {
+	return Stats{Runs: s.runs.Load(), Overruns: s.overruns.Load(), Panics: s.panics.Load(), ProbeErrors: s.probeErrors.Load()}
+}
+
+func (s *Scheduler) loop(c *checkState) {
+	defer s.loops.Done()
+	select {
+	case <-s.loopCtx.Done():
+		return
+	case <-s.clock.After(c.stagger):
+	}
+	t := s.clock.NewTicker(c.check.Interval)
+	defer t.Stop()
+	for {
+		s.launch(c)
+		select {
+		case <-s.loopCtx.Done():
+			return
+		case <-t.C():
+		}
+	}
+}
+
+// launch starts a run unless the previous one is still going.
+func (s *Scheduler) launch(c *checkState) {
+	if !c.running.CompareAndSwap(false, true) {
+		s.overruns.Add(1)
+		overrunsTotal.Inc()
+		s.opts.Logger.Warn("check overran its interval; skipping this run",
+			"check", c.check.Name, "interval", c.check.Interval, "timeout", c.check.Timeout)
+		return
+	}
+	s.inflight.Add(1)
+	go func() {
+		defer s.inflight.Done()
+		defer c.running.Store(false)
+		s.run(c)
+	}()
+}
+
+func (s *Scheduler) run(c *checkState) {
+	if c.jitter > 0 {
+		select {
+		case <-s.runCtx.Done():
+			return
+		case <-s.clock.After(rand.N(c.jitter)):
+		}
+	}
+	select {
+	case <-s.runCtx.Done():
+		return
+	case s.sem <- struct{}{}:
+	}
+	defer func() { <-s.sem }()
+	ctx, cancel := context.WithTimeout(s.runCtx, c.check.Timeout)
+	defer cancel()
+	results := s.safeRun(ctx, &c.check)
+	if s.runCtx.Err() != nil || len(results) == 0 {
+		return // aborted by Stop: the results would only say "cancelled"
+	}
+	for _, r := range results {
+		r.Agent = s.opts.Agent
+		if r.Check == "" {
+			r.Check = c.check.Name
+		}
+	}
+	s.sink.Publish(results)
+}
+
+// safeRun runs the probe; a panic becomes a failed result, never a crash.
+func (s *Scheduler) safeRun(ctx context.Context, c *probe.Check) (results []*result.Result) {
+	start := s.clock.Now()
+	s.runs.Add(1)
+	runsTotal.Inc()
+	defer func() {
+		if p := recover(); p != nil {
+			s.panics.Add(1)
+			panicsTotal.Inc()
+			s.opts.Logger.Error("probe panicked", "check", c.Name, "kind", c.Kind, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			res := result.New(s.opts.Agent, c.Name, c.Kind, c.Target, start)
+			res.Fail(ErrProbePanic, fmt.Errorf("%s probe panicked: %v", c.Kind, p))
+			res.TotalMs = result.Ms(max(0, s.clock.Now().Sub(start)))
+			results = []*result.Result{res}
+		}
+	}()
+	results, err := s.opts.Run(ctx, c)
+	if err != nil {
+		s.probeErrors.Add(1)
+		probeErrorsTotal.Inc()
+		s.opts.Logger.Error("cannot run check", "check", c.Name, "err", err)
+		return nil
+	}
+	return results
+}
+
+// clock is the time the scheduler sees; tests inject a fake one.
+type clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+	NewTicker(d time.Duration) ticker
+}
+
+type ticker interface {
+	C() <-chan time.Time
+	Stop()
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+func (realClock) NewTicker(d time.Duration) ticker       { return realTicker{time.NewTicker(d)} }
+
+type realTicker struct{ t *time.Ticker }
+
+func (t realTicker) C() <-chan time.Time { return t.t.C }
+func (t realTicker) Stop()               { t.t.Stop() }

@@ -1,0 +1,81 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// Agent is a registered agent. Its token is stored only as a SHA-256 hash:
+// tokens are 256 random bits, so a plain hash is as good as a slow one.
+type Agent struct {
+	Name      string
+	Region    string
+	TokenHash string
+	CreatedAt time.Time
+}
+
+// TokenPrefix marks Meridian agent tokens so they are easy to spot in a leak.
+const TokenPrefix = "mrd_"
+
+// HashToken returns the stored form of a token.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// AddAgent registers an agent and returns its token, which is not stored and
+// cannot be shown again.
+func AddAgent(ctx context.Context, conn driver.Conn, name, region string) (token string, err error) {
+	if !agentNameRE.MatchString(name) {
+		return "", fmt.Errorf("cannot add agent %q: use letters, digits, '.', '_' and '-' (at most 64)", name)
+	}
+	if region == "" {
+		return "", fmt.Errorf("cannot add agent %q: --region is required (for example --region eu-west)", name)
+	}
+	agents, err := ListAgents(ctx, conn)
+	if err != nil {
+		return "", err
+	}
+	for _, a := range agents {
+		if a.Name == name {
+			return "", fmt.Errorf("cannot add agent %q: it already exists (region %s); pick another name", name, a.Region)
+		}
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", fmt.Errorf("cannot make a token: %w", err)
+	}
+	token = TokenPrefix + base64.RawURLEncoding.EncodeToString(raw)
+	now := time.Now()
+	err = insert(ctx, conn, "agents", []string{"name", "region", "token_sha256", "created_at", "disabled", "version"},
+		name, region, HashToken(token), now, uint8(0), uint64(now.UnixNano()))
+	if err != nil {
+		return "", fmt.Errorf("cannot store agent %q: %w", name, err)
+	}
+	return token, nil
+}
+
+// ListAgents returns the enabled agents, by name.
+func ListAgents(ctx context.Context, conn driver.Conn) ([]Agent, error) {
+	rows, err := conn.Query(ctx, "SELECT name, region, token_sha256, created_at FROM agents FINAL WHERE disabled = 0 ORDER BY name")
+	if err != nil {
+		return nil, fmt.Errorf("cannot list agents: %w", err)
+	}
+	defer rows.Close()
+	var out []Agent
+	for rows.Next() {
+		var a Agent
+		if err := rows.Scan(&a.Name, &a.Region, &a.TokenHash, &a.CreatedAt); err != nil {
+			return nil, fmt.Errorf("cannot read agent row: %w", err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}

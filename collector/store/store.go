@@ -1,0 +1,81 @@
+// Package store owns Meridian's ClickHouse side: connections, migrations,
+// batched result writes and the agents table.
+package store
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// Options say which ClickHouse to use. Only the native protocol is used:
+// clickhouse-go's HTTP mode fails on ClickHouse 18.16.
+type Options struct {
+	Addr     string // HOST:PORT of the native protocol (9000)
+	Database string
+	User     string
+	Password string
+	Cluster  string // when set, DDL runs ON CLUSTER and tables are distributed
+}
+
+var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+var agentNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// Open connects to o.Database and checks the server answers.
+func Open(ctx context.Context, o Options) (driver.Conn, error) {
+	return open(ctx, o, o.Database)
+}
+
+func open(ctx context.Context, o Options, database string) (driver.Conn, error) {
+	if !identRE.MatchString(o.Database) {
+		return nil, fmt.Errorf("cannot use database name %q: use letters, digits and _ only", o.Database)
+	}
+	user := o.User
+	if user == "" {
+		user = "default"
+	}
+	conn, err := clickhouse.Open(&clickhouse.Options{
+		Addr:     []string{o.Addr},
+		Protocol: clickhouse.Native,
+		Auth:     clickhouse.Auth{Database: database, Username: user, Password: o.Password},
+		Settings: clickhouse.Settings{
+			// LowCardinality is experimental on 18.16 and an obsolete,
+			// accepted setting on current servers.
+			"allow_experimental_low_cardinality_type": 1,
+		},
+		DialTimeout:     5 * time.Second,
+		MaxOpenConns:    8,
+		ConnMaxLifetime: time.Hour,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot open ClickHouse at %s: %w", o.Addr, err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := conn.Ping(pctx); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("cannot reach ClickHouse at %s (database %s): %w; is it running? `meridian migrate` creates the database", o.Addr, database, err)
+	}
+	return conn, nil
+}
+
+// insert writes one row through a prepared batch. Plain `Exec("INSERT …
+// VALUES (?)")` hangs against 18.16's native protocol; batches work on every
+// version. The column list is always spelled out (18.16 sees 0 columns
+// without it).
+func insert(ctx context.Context, conn driver.Conn, table string, columns []string, values ...any) error {
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+table+" ("+strings.Join(columns, ", ")+")")
+	if err != nil {
+		return err
+	}
+	if err := batch.Append(values...); err != nil {
+		batch.Abort()
+		return err
+	}
+	return batch.Send()
+}

@@ -1,0 +1,121 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/meridian-net/meridian/collector/store"
+	"github.com/meridian-net/meridian/internal/chtest"
+	"github.com/meridian-net/meridian/internal/result"
+)
+
+func f(v float64) *float64 { return &v }
+
+func TestMigrateIsIdempotent(t *testing.T) {
+	o, conn := chtest.New(t)
+	n, err := store.Migrate(context.Background(), o, nil)
+	if err != nil || n != 0 {
+		t.Fatalf("second migrate: got %d applied, err %v; want 0, nil", n, err)
+	}
+	ms, _ := store.Migrations()
+	var recorded uint64
+	if err := conn.QueryRow(context.Background(), "SELECT count() FROM schema_migrations FINAL").Scan(&recorded); err != nil {
+		t.Fatal(err)
+	}
+	if int(recorded) != len(ms) {
+		t.Errorf("got %d recorded migrations, want %d", recorded, len(ms))
+	}
+}
+
+func TestMigrateRejectsBadDatabaseName(t *testing.T) {
+	_, err := store.Migrate(context.Background(), store.Options{Addr: chtest.Addr(t), Database: "x; DROP"}, nil)
+	if err == nil {
+		t.Fatal("got no error for database name with SQL in it")
+	}
+}
+
+func TestAgents(t *testing.T) {
+	_, conn := chtest.New(t)
+	ctx := context.Background()
+	tok, err := store.AddAgent(ctx, conn, "ams-1", "eu-west")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tok) < 40 || tok[:4] != store.TokenPrefix {
+		t.Errorf("got token %q, want %s + 43 chars", tok, store.TokenPrefix)
+	}
+	if _, err := store.AddAgent(ctx, conn, "ams-1", "eu-west"); err == nil {
+		t.Error("adding the same agent twice: got no error")
+	}
+	if _, err := store.AddAgent(ctx, conn, "bad name", "x"); err == nil {
+		t.Error("agent name with a space: got no error")
+	}
+	agents, err := store.ListAgents(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(agents) != 1 || agents[0].Region != "eu-west" || agents[0].TokenHash != store.HashToken(tok) {
+		t.Errorf("got agents %+v, want ams-1 in eu-west with the token's hash", agents)
+	}
+	var n uint64
+	conn.QueryRow(ctx, "SELECT count() FROM agents WHERE token_sha256 = ? OR position(token_sha256, ?) > 0", tok, tok[4:]).Scan(&n)
+	if n != 0 {
+		t.Error("the raw token is stored")
+	}
+}
+
+func TestWriterStoresEveryKindAndDedupes(t *testing.T) {
+	_, conn := chtest.New(t)
+	ctx := context.Background()
+	w := store.NewWriter(conn, store.WriterOptions{MaxDelay: 20 * time.Millisecond})
+	defer w.Close()
+
+	now := time.Now().UTC()
+	reused := false
+	ok := result.New("ams-1", "home", result.KindHTTP, "https://example.com/", now)
+	ok.OK, ok.DNSMs, ok.TotalMs = true, f(1.5), f(20.25)
+	ok.HTTP = &result.HTTP{Status: 200, ConnReused: &reused, CDN: "fastly"}
+	ok.TLS = &result.TLS{TLSVersion: "TLS 1.3", CertSANs: []string{"a", "b"},
+		Trust: []result.TrustCheck{{Store: "system", Valid: true}, {Store: "corp", Error: result.ErrTLSCertUntrusted}}}
+	bad := result.New("ams-1", "dns", result.KindDNS, "nope.example", now)
+	bad.Fail(result.ErrDNSNXDomain, nil)
+	bad.DNS = &result.DNS{Rcode: "NXDOMAIN", Answers: nil}
+	ping := result.New("ams-1", "ping", result.KindICMP, "127.0.0.1", now)
+	ping.OK, ping.ICMP = true, &result.ICMP{Sent: 3, Received: 2, LossPct: 33.3, AvgMs: f(0.1)}
+	rows := []store.Row{{Result: *ok, Region: "eu"}, {Result: *bad, Region: "eu"}, {Result: *ping, Region: "eu"}}
+
+	for i := 0; i < 2; i++ { // the second write is a retry with the same ids
+		if err := w.Write(ctx, rows); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM results FINAL").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 {
+		t.Errorf("got %d rows after a replay, want 3", n)
+	}
+	var (
+		dns, tls, ttfb *float64
+		status         uint16
+		cdn, errc      string
+		sans, stores   []string
+		valid          []uint8
+	)
+	err := conn.QueryRow(ctx, "SELECT dns_ms, tls_ms, ttfb_ms, http_status, cdn, cert_sans, trust_store, trust_valid FROM results WHERE id = ? LIMIT 1", ok.ID).
+		Scan(&dns, &tls, &ttfb, &status, &cdn, &sans, &stores, &valid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dns == nil || *dns != 1.5 || tls != nil || ttfb != nil {
+		t.Errorf("got dns=%v tls=%v ttfb=%v, want 1.5, NULL, NULL (absent is not zero)", dns, tls, ttfb)
+	}
+	if status != 200 || cdn != "fastly" || len(sans) != 2 || len(stores) != 2 || valid[0] != 1 || valid[1] != 0 {
+		t.Errorf("got status=%d cdn=%q sans=%v stores=%v valid=%v", status, cdn, sans, stores, valid)
+	}
+	if err := conn.QueryRow(ctx, "SELECT error FROM results WHERE id = ? LIMIT 1", bad.ID).Scan(&errc); err != nil || errc != result.ErrDNSNXDomain {
+		t.Errorf("got error class %q (%v), want %s", errc, err, result.ErrDNSNXDomain)
+	}
+}
