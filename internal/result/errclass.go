@@ -5,12 +5,13 @@ package result
 const (
 	ErrTimeout = "timeout"
 
-	ErrDNSNXDomain = "dns_nxdomain"
-	ErrDNSTimeout  = "dns_timeout"
-	ErrDNSServfail = "dns_servfail"
-	ErrDNSRefused  = "dns_refused"
-	ErrDNSNoAnswer = "dns_no_answer"
-	ErrDNS         = "dns_error"
+	ErrDNSNXDomain       = "dns_nxdomain"
+	ErrDNSTimeout        = "dns_timeout"
+	ErrDNSServfail       = "dns_servfail"
+	ErrDNSRefused        = "dns_refused"
+	ErrDNSNoAnswer       = "dns_no_answer"
+	ErrDNS               = "dns_error"
+	ErrDNSAnswerMismatch = "dns_answer_mismatch"
 
 	ErrConnectRefused = "connect_refused"
 	ErrConnectTimeout = "connect_timeout"
@@ -22,6 +23,7 @@ const (
 	ErrTLSCertUntrusted   = "tls_cert_untrusted"
 	ErrTLSNameMismatch    = "tls_name_mismatch"
 	ErrTLSHandshake       = "tls_handshake"
+	ErrTLSCertExpiring    = "tls_cert_expiring" // fewer days left than the check allows
 
 	ErrHTTPStatus   = "http_status"
 	ErrBodyMismatch = "body_mismatch"
@@ -29,4 +31,7 @@ const (
 
 	ErrICMPLoss = "icmp_loss"
 	ErrBrowser  = "browser_error"
+
+	// ErrProbePanic: the probe itself crashed (a bug in the agent, not the target).
+	ErrProbePanic = "probe_panic"
 )

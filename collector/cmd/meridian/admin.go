@@ -1,0 +1,88 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/meridian-net/meridian/collector/store"
+	"github.com/meridian-net/meridian/internal/cliutil"
+)
+
+func migrateCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "migrate",
+		Usage: "create the database and apply schema migrations (safe to re-run)",
+		Flags: append(clickhouseFlags(), &cli.StringFlag{Name: "cluster", Usage: "run DDL ON CLUSTER `NAME`"}),
+		Action: func(c *cli.Context) error {
+			o := storeOptions(c)
+			o.Cluster = c.String("cluster")
+			n, err := store.Migrate(c.Context, o, func(format string, args ...any) {
+				fmt.Fprintf(c.App.Writer, format+"\n", args...)
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "database %s is up to date (%d migrations applied now)\n", o.Database, n)
+			return nil
+		},
+	}
+}
+
+func agentsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "agents",
+		Usage: "register agents and list them",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "add",
+				Usage:     "register an agent; prints its token (shown once) on the last line",
+				ArgsUsage: "NAME",
+				Flags: append(clickhouseFlags(),
+					&cli.StringFlag{Name: "region", Required: true, Usage: "the agent's `REGION`, for example eu-west"}),
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return cliutil.UsageError("agents add: want exactly one NAME, got %d arguments", c.NArg())
+					}
+					conn, err := store.Open(c.Context, storeOptions(c))
+					if err != nil {
+						return err
+					}
+					defer conn.Close()
+					token, err := store.AddAgent(c.Context, conn, c.Args().First(), c.String("region"))
+					if err != nil {
+						return err
+					}
+					w := c.App.Writer
+					fmt.Fprintf(w, "agent %s added in region %s. Its token is shown once; give it to the agent as MERIDIAN_TOKEN:\n", c.Args().First(), c.String("region"))
+					fmt.Fprintln(w, token)
+					return nil
+				},
+			},
+			{
+				Name:  "list",
+				Usage: "list registered agents",
+				Flags: clickhouseFlags(),
+				Action: func(c *cli.Context) error {
+					conn, err := store.Open(c.Context, storeOptions(c))
+					if err != nil {
+						return err
+					}
+					defer conn.Close()
+					agents, err := store.ListAgents(c.Context, conn)
+					if err != nil {
+						return err
+					}
+					tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+					fmt.Fprintln(tw, "name\tregion\tadded")
+					for _, a := range agents {
+						fmt.Fprintf(tw, "%s\t%s\t%s\n", a.Name, a.Region, a.CreatedAt.UTC().Format(time.DateTime))
+					}
+					return tw.Flush()
+				},
+			},
+		},
+	}
+}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/meridian-net/meridian/collector/store"
+	"github.com/meridian-net/meridian/internal/cliutil"
+	"github.com/meridian-net/meridian/internal/result"
+)
+
+// version is set at build time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+// run is the whole program; main only adds signals and the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var notFound error
+	app := &cli.App{
+		Name:      "meridian",
+		Usage:     "collect, store and query internet latency measurements",
+		Writer:    stdout,
+		ErrWriter: stderr,
+		Commands: []*cli.Command{
+			serveCommand(), migrateCommand(), agentsCommand(), queryCommand(), versionCommand(),
+		},
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return cliutil.UsageError("%v (see meridian --help)", err)
+		},
+		CommandNotFound: func(_ *cli.Context, name string) {
+			notFound = cliutil.UsageError("unknown command %q: use serve, migrate, agents, query or version", name)
+		},
+		HideVersion: true,
+	}
+	setUsageErrors(app.Commands, "meridian")
+	err := app.RunContext(ctx, cliutil.Interspersed(args, app.Commands))
+	if err == nil {
+		err = notFound
+	}
+	return err
+}
+
+func setUsageErrors(cmds []*cli.Command, prefix string) {
+	for _, c := range cmds {
+		name := prefix + " " + c.Name
+		c.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
+			return cliutil.UsageError("%s: %v (see %s --help)", name, err, name)
+		}
+		setUsageErrors(c.Subcommands, name)
+	}
+}
+
+// clickhouseFlags are the flags every server-side command takes.
+func clickhouseFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "clickhouse", Value: "127.0.0.1:9000", EnvVars: []string{"MERIDIAN_CLICKHOUSE"}, Usage: "ClickHouse native protocol `HOST:PORT`"},
+		&cli.StringFlag{Name: "database", Value: "meridian", EnvVars: []string{"MERIDIAN_DATABASE"}, Usage: "ClickHouse database `NAME`"},
+		&cli.StringFlag{Name: "user", Value: "default", EnvVars: []string{"MERIDIAN_USER"}, Usage: "ClickHouse user"},
+		&cli.StringFlag{Name: "password", EnvVars: []string{"MERIDIAN_PASSWORD"}, Usage: "ClickHouse password"},
+	}
+}
+
+func storeOptions(c *cli.Context) store.Options {
+	return store.Options{
+		Addr: c.String("clickhouse"), Database: c.String("database"),
+		User: c.String("user"), Password: c.String("password"),
+	}
+}
+
+func versionCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "version",
+		Usage: "print the version and the result contract version",
+		Action: func(c *cli.Context) error {
+			_, err := fmt.Fprintf(c.App.Writer, "meridian %s (result contract v%d)\n", version, result.Version)
+			return err
+		},
+	}
+}

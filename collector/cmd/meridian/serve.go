@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/meridian-net/meridian/collector/server"
+	"github.com/meridian-net/meridian/collector/store"
+)
+
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "run the collector: ingest results, serve the beacon script, health and metrics",
+		Flags: append(clickhouseFlags(),
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", EnvVars: []string{"MERIDIAN_LISTEN"}, Usage: "listen on `ADDR`"},
+			&cli.DurationFlag{Name: "flush-interval", Value: 250 * time.Millisecond, Usage: "longest a result waits before its batch is written"},
+		),
+		Action: serve,
+	}
+}
+
+func serve(c *cli.Context) error {
+	logger := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
+	conn, err := store.Open(c.Context, storeOptions(c))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	writer := store.NewWriter(conn, store.WriterOptions{MaxDelay: c.Duration("flush-interval")})
+	defer writer.Close()
+	handler := server.New(server.Config{
+		Agents: store.NewAgentCache(conn),
+		Writer: writer,
+		Ready:  func(ctx context.Context) error { return conn.Ping(ctx) },
+		Logger: logger,
+	})
+	ln, err := net.Listen("tcp", c.String("listen"))
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w (is another collector running? pick another --listen)", c.String("listen"), err)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
+	logger.Info("collector listening", "addr", "http://"+ln.Addr().String(), "clickhouse", c.String("clickhouse"), "database", c.String("database"))
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-c.Context.Done():
+	}
+	logger.Info("shutting down: finishing requests in flight")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
+
+func sortedStrings(s []string) []string { sort.Strings(s); return s }

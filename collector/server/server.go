@@ -1,0 +1,76 @@
+// Package server owns the collector's HTTP API: result ingest from agents,
+// health, readiness, metrics and the beacon script.
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/meridian-net/meridian/collector/store"
+	rumjs "github.com/meridian-net/meridian/rum-js"
+)
+
+// Agents finds the agent that owns a bearer token.
+type Agents interface {
+	Lookup(ctx context.Context, token string) (store.Agent, bool, error)
+}
+
+// Writer stores rows durably; it returns only once they are stored.
+type Writer interface {
+	Write(ctx context.Context, rows []store.Row) error
+}
+
+var (
+	_ Agents = (*store.AgentCache)(nil)
+	_ Writer = (*store.Writer)(nil)
+)
+
+// Config is what the server needs.
+type Config struct {
+	Agents Agents
+	Writer Writer
+	// Ready reports whether storage is reachable (for /readyz).
+	Ready func(ctx context.Context) error
+	// MaxBodyBytes bounds a results request on the wire (default 4 MiB);
+	// MaxBatchBytes bounds it once decompressed (default 32 MiB).
+	MaxBodyBytes  int64
+	MaxBatchBytes int64
+	Logger        *slog.Logger
+}
+
+// New returns the collector's HTTP handler.
+func New(cfg Config) http.Handler {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 4 << 20
+	}
+	if cfg.MaxBatchBytes <= 0 {
+		cfg.MaxBatchBytes = 32 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST /v1/results", &resultsHandler{cfg: cfg})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if cfg.Ready != nil {
+			if err := cfg.Ready(r.Context()); err != nil {
+				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		w.Write([]byte("ready\n"))
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		metrics.WritePrometheus(w, true)
+	})
+	rum := rumjs.Handler()
+	mux.Handle("GET /rum.js", rum)
+	mux.Handle("GET /rum.v1.js", rum)
+	return mux
+}

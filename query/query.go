@@ -1,0 +1,132 @@
+// Package query owns the SQL behind Meridian's latency maps and how its
+// answers are printed (aligned table, CSV, JSON).
+package query
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"fmt"
+	"math"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+//go:embed *.sql
+var sqlFS embed.FS
+
+// Dimensions maps the names users may group by to results-table columns.
+// Only these ever reach SQL text; everything else is a bound parameter.
+var Dimensions = map[string]string{
+	"region": "region",
+	"agent":  "agent",
+	"target": "target",
+	"check":  "check_name",
+	"kind":   "kind",
+	"cdn":    "cdn",
+	"pop":    "cdn_pop",
+	"proto":  "http_proto",
+}
+
+// LatencyOptions select and group the results of the latency query.
+type LatencyOptions struct {
+	Since time.Duration // look back this far from Until
+	Until time.Time     // default now
+	By    []string      // keys of Dimensions; default region, target
+	Kind  string        // only results of this kind; empty for all
+}
+
+// Table is a query's answer: column names and rows of printable values.
+type Table struct {
+	Columns []string
+	Rows    [][]any
+}
+
+// Latency runs the latency query.
+func Latency(ctx context.Context, conn driver.Conn, o LatencyOptions) (*Table, error) {
+	if len(o.By) == 0 {
+		o.By = []string{"region", "target"}
+	}
+	if o.Since <= 0 {
+		return nil, fmt.Errorf("cannot query latency: --since must be positive (for example 1h)")
+	}
+	if o.Until.IsZero() {
+		o.Until = time.Now()
+	}
+	cols := make([]string, len(o.By))
+	for i, d := range o.By {
+		c, ok := Dimensions[d]
+		if !ok {
+			return nil, fmt.Errorf("cannot group by %q: choose from %s", d, strings.Join(dimensionNames(), ", "))
+		}
+		cols[i] = c
+	}
+	sql, err := render("latency.sql", map[string]any{"By": strings.Join(cols, ", "), "Kind": o.Kind != ""})
+	if err != nil {
+		return nil, err
+	}
+	args := []any{o.Until.Add(-o.Since).Unix(), o.Until.Unix()}
+	if o.Kind != "" {
+		args = append(args, o.Kind)
+	}
+	rows, err := conn.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot run latency query: %w", err)
+	}
+	defer rows.Close()
+	t := &Table{Columns: append(append([]string{}, o.By...), "n", "failed", "p50_ms", "p95_ms", "p99_ms")}
+	for rows.Next() {
+		group := make([]string, len(cols))
+		var n, failed uint64
+		var q []float64
+		dest := make([]any, 0, len(cols)+3)
+		for i := range group {
+			dest = append(dest, &group[i])
+		}
+		if err := rows.Scan(append(dest, &n, &failed, &q)...); err != nil {
+			return nil, fmt.Errorf("cannot read latency row: %w", err)
+		}
+		row := make([]any, 0, len(t.Columns))
+		for _, g := range group {
+			row = append(row, g)
+		}
+		row = append(row, n, failed)
+		for _, v := range q {
+			row = append(row, quantile(v, n-failed))
+		}
+		t.Rows = append(t.Rows, row)
+	}
+	return t, rows.Err()
+}
+
+// quantile turns ClickHouse's answer for an empty set (nan) into "no value".
+func quantile(v float64, samples uint64) any {
+	if samples == 0 || math.IsNaN(v) {
+		return nil
+	}
+	return math.Round(v*100) / 100
+}
+
+func render(name string, data any) (string, error) {
+	t, err := template.ParseFS(sqlFS, name)
+	if err != nil {
+		return "", fmt.Errorf("cannot load query %s: %w", name, err)
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, data); err != nil {
+		return "", fmt.Errorf("cannot render query %s: %w", name, err)
+	}
+	return b.String(), nil
+}
+
+func dimensionNames() []string {
+	var names []string
+	for k := range Dimensions {
+		names = append(names, k)
+	}
+	sortStrings(names)
+	return names
+}
