@@ -1,0 +1,40 @@
+# Meridian. `make run` starts a whole local system; `make test` proves it.
+export PATH := /usr/local/go/bin:$(PATH)
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+BIN     := bin
+
+.PHONY: all build run test bench lint rum-js clean
+
+all: build
+
+## build: static, stripped binaries into bin/
+build:
+	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./collector/cmd/meridian ./agent/cmd/meridian-agent
+	@ls -l $(BIN)/
+
+## run: local ClickHouse + collector + demo target + agent; URLS="https://…" adds targets
+run:
+	deploy/local/run.sh $(URLS)
+
+## test: installs what is missing, starts a throwaway ClickHouse, runs every test
+test:
+	e2e/test.sh
+
+## bench: Go benchmarks (figures, not pass/fail)
+bench:
+	go test -run '^$$' -bench . -benchmem ./...
+
+## lint: formatting, vet, staticcheck
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	go vet ./...
+	go run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+
+## rum-js: rebuild the beacon script (commit rum-js/dist afterwards)
+rum-js:
+	cd rum-js && npm ci --no-audit --no-fund && npm run build && npm run size
+
+clean:
+	rm -rf $(BIN)

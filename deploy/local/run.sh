@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# `make run`: a whole Meridian on this machine, state under ./var/run.
+# Starts ClickHouse, the collector, a demo target and an agent measuring it
+# (plus any URLs given as arguments), waits for data, prints the latency
+# table and where to look, and stops everything on Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+var="$root/var/run"
+bin="$root/var/bin"
+mkdir -p "$var" "$bin"
+
+deploy/deps.sh clickhouse
+echo "building meridian, meridian-agent and the demo target…"
+go build -o "$bin" ./collector/cmd/meridian ./agent/cmd/meridian-agent ./e2e/demo
+
+pids=()
+cleanup() {
+	echo; echo "stopping…"
+	for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+	for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+	deploy/clickhouse/local.sh stop "$var/clickhouse"
+	echo "stopped. Data stays in $var (rm -rf var/ to start afresh)."
+}
+trap cleanup EXIT
+trap 'exit 0' INT TERM
+
+free_port() { # first free port from $1 upwards
+	local p=$1
+	while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
+	echo "$p"
+}
+
+export MERIDIAN_CLICKHOUSE
+MERIDIAN_CLICKHOUSE=$(deploy/clickhouse/local.sh start "$var/clickhouse")
+export MERIDIAN_DATABASE=${MERIDIAN_DATABASE:-meridian}
+"$bin/meridian" migrate
+
+if [[ ! -s "$var/agent.token" ]] || ! "$bin/meridian" agents list | grep -q '^local-1 '; then
+	"$bin/meridian" agents add local-1 --region local | tail -1 > "$var/agent.token"
+fi
+
+demo="127.0.0.1:$(free_port 8081)"
+"$bin/demo" --listen "$demo" > "$var/demo.log" 2>&1 &
+pids+=($!)
+
+listen="127.0.0.1:$(free_port 8080)"
+"$bin/meridian" serve --listen "$listen" > "$var/collector.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do curl -fs "http://$listen/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+
+{
+	echo "agent: {name: local-1, region: local}"
+	echo "checks:"
+	echo "  - {name: demo, kind: http, target: \"http://$demo/\", interval: 5s}"
+	i=0
+	for url in "$@"; do
+		i=$((i + 1))
+		echo "  - {name: url-$i, kind: http, target: \"$url\", interval: 15s}"
+	done
+} > "$var/agent.yml"
+MERIDIAN_TOKEN=$(cat "$var/agent.token") MERIDIAN_COLLECTOR="http://$listen" \
+	"$bin/meridian-agent" run --config "$var/agent.yml" --data-dir "$var/agent" > "$var/agent.log" 2>&1 &
+pids+=($!)
+
+echo "waiting for the first results to reach ClickHouse…"
+for _ in $(seq 1 120); do
+	n=$("$bin/meridian" query latency --since 1h --format csv | tail -n +2 | wc -l)
+	[[ "$n" -gt 0 ]] && break
+	sleep 1
+done
+cat <<MSG
+
+Meridian is running (Ctrl-C stops it):
+  collector      http://$listen   (/healthz, /readyz, /metrics, /rum.v1.js)
+  demo target    http://$demo/
+  ClickHouse     $MERIDIAN_CLICKHOUSE, database $MERIDIAN_DATABASE
+                 clickhouse-client --port ${MERIDIAN_CLICKHOUSE##*:} -d $MERIDIAN_DATABASE
+  logs           $var/{collector,agent,demo}.log
+  query          MERIDIAN_CLICKHOUSE=$MERIDIAN_CLICKHOUSE $bin/meridian query latency --since 1h
+
+MSG
+while true; do
+	date '+latency over the last hour, %H:%M:%S'
+	"$bin/meridian" query latency --since 1h --by region,target
+	echo
+	sleep 30 & wait $! || true
+done
