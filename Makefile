@@ -22,9 +22,11 @@ run:
 test:
 	e2e/test.sh
 
-## bench: Go benchmarks (figures, not pass/fail)
+## bench: figures, not pass/fail: Go benchmarks, then probe phase accuracy
+## side by side with curl -w against the same delaying servers
 bench:
 	go test -run '^$$' -bench . -benchmem ./...
+	MERIDIAN_ACCURACY=1 go test -count=1 -v -run '^TestAccuracyReport$$' ./agent/probe/ | grep -v '^[=-]'
 
 ## lint: formatting, vet, staticcheck
 lint:
