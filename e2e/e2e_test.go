@@ -203,6 +203,10 @@ checks:
 		t.Errorf("down row: got %v, want every result failed and no latency", down)
 	}
 
+	if list := meridian(t, collector, db, "agents", "list"); !strings.Contains(list, "e2e-1") || strings.Contains(list, "never") {
+		t.Errorf("agents list does not show e2e-1 as seen:\n%s", list)
+	}
+
 	table := meridian(t, collector, db, "query", "latency", "--since", "10m", "--by", "region,target")
 	if !strings.Contains(table, "p99_ms") || !strings.Contains(table, target.URL) || !strings.Contains(table, "test-region") {
 		t.Errorf("latency table lacks the target or region:\n%s", table)

@@ -131,3 +131,33 @@ func (c *AgentCache) reload(ctx context.Context) error {
 	c.byHash, c.loadedAt = m, time.Now()
 	return nil
 }
+
+// AgentActivity is what the results say about an agent over the last day.
+type AgentActivity struct {
+	LastResult   time.Time // newest measurement's start
+	LastReceived time.Time // when the collector received it
+	Results      uint64
+}
+
+// Lag is how far behind the agent's shipping was for its newest result.
+func (a AgentActivity) Lag() time.Duration { return a.LastReceived.Sub(a.LastResult) }
+
+// AgentsActivity returns, per agent name, its activity over the last day.
+func AgentsActivity(ctx context.Context, conn driver.Conn) (map[string]AgentActivity, error) {
+	rows, err := conn.Query(ctx, `SELECT agent, max(ts), argMax(received_at, ts), count()
+		FROM results WHERE ts >= now() - 86400 GROUP BY agent`)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read agent activity: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]AgentActivity{}
+	for rows.Next() {
+		var name string
+		var a AgentActivity
+		if err := rows.Scan(&name, &a.LastResult, &a.LastReceived, &a.Results); err != nil {
+			return nil, fmt.Errorf("cannot read agent activity: %w", err)
+		}
+		out[name] = a
+	}
+	return out, rows.Err()
+}

@@ -75,10 +75,21 @@ func agentsCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
+					activity, err := store.AgentsActivity(c.Context, conn)
+					if err != nil {
+						return err
+					}
 					tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
-					fmt.Fprintln(tw, "name\tregion\tadded")
+					fmt.Fprintln(tw, "name\tregion\tadded\tlast result\tlag\tresults 24h")
 					for _, a := range agents {
-						fmt.Fprintf(tw, "%s\t%s\t%s\n", a.Name, a.Region, a.CreatedAt.UTC().Format(time.DateTime))
+						act, seen := activity[a.Name]
+						last, lag := "never", "-"
+						if seen {
+							last = act.LastResult.UTC().Format(time.DateTime)
+							lag = act.Lag().Round(time.Second).String()
+						}
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", a.Name, a.Region,
+							a.CreatedAt.UTC().Format(time.DateTime), last, lag, act.Results)
 					}
 					return tw.Flush()
 				},
