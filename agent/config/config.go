@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net/url"
 	"os"
@@ -25,7 +26,8 @@ import (
 const (
 	DefaultShipInterval  = time.Second
 	DefaultShipBatch     = 500
-	DefaultShipMaxQueue  = 100000
+	DefaultMaxSpoolBytes = 256 << 20
+	MinMaxSpoolBytes     = 1 << 20
 	DefaultCheckInterval = 60 * time.Second
 	MinCheckInterval     = time.Second
 	MinShipInterval      = 10 * time.Millisecond
@@ -38,6 +40,10 @@ type Config struct {
 	Token     string        `yaml:"token"`     // --token / MERIDIAN_TOKEN override it
 	Ship      Ship          `yaml:"ship"`
 	Checks    []probe.Check `yaml:"checks"`
+
+	// Version identifies the file's contents (a hash of its bytes), so
+	// agents running the same config show the same number.
+	Version uint32 `yaml:"-"`
 }
 
 // Agent names this agent; informational, the collector knows it by its token.
@@ -50,7 +56,9 @@ type Agent struct {
 type Ship struct {
 	Interval time.Duration `yaml:"interval"`
 	Batch    int           `yaml:"batch"`
-	MaxQueue int           `yaml:"max_queue"`
+	// MaxSpoolBytes caps the on-disk spool (default 256MiB); past it the
+	// oldest results are dropped, counted and logged.
+	MaxSpoolBytes ByteSize `yaml:"max_spool_bytes"`
 }
 
 // Load reads, decodes, defaults and validates the file at path.
@@ -78,6 +86,9 @@ func Parse(name string, b []byte) (*Config, error) {
 		return nil, yamlError(name, err)
 	}
 	cfg.setDefaults(filepath.Dir(name))
+	h := fnv.New32a()
+	h.Write(b)
+	cfg.Version = h.Sum32()
 	if err := cfg.validate(&lines{name: name, doc: &doc}); err != nil {
 		return nil, err
 	}
@@ -133,8 +144,8 @@ func (c *Config) setDefaults(dir string) {
 	if c.Ship.Batch == 0 {
 		c.Ship.Batch = DefaultShipBatch
 	}
-	if c.Ship.MaxQueue == 0 {
-		c.Ship.MaxQueue = DefaultShipMaxQueue
+	if c.Ship.MaxSpoolBytes == 0 {
+		c.Ship.MaxSpoolBytes = DefaultMaxSpoolBytes
 	}
 	for i := range c.Checks {
 		ck := &c.Checks[i]
@@ -161,8 +172,8 @@ func (c *Config) validate(l *lines) error {
 		return l.errorf(fmt.Sprintf("ship.interval %v is below the minimum %v", c.Ship.Interval, MinShipInterval), "ship", "interval")
 	case c.Ship.Batch < 1:
 		return l.errorf(fmt.Sprintf("ship.batch %d must be at least 1", c.Ship.Batch), "ship", "batch")
-	case c.Ship.MaxQueue < c.Ship.Batch:
-		return l.errorf(fmt.Sprintf("ship.max_queue %d must be at least ship.batch (%d)", c.Ship.MaxQueue, c.Ship.Batch), "ship", "max_queue")
+	case c.Ship.MaxSpoolBytes < MinMaxSpoolBytes:
+		return l.errorf(fmt.Sprintf("ship.max_spool_bytes %v is below the minimum %v", c.Ship.MaxSpoolBytes, ByteSize(MinMaxSpoolBytes)), "ship", "max_spool_bytes")
 	case len(c.Checks) == 0:
 		return l.errorf("no checks: add at least one under checks:", "checks")
 	}

@@ -18,7 +18,7 @@ func TestLoadGood(t *testing.T) {
 	if cfg.Agent.Name != "local-1" || cfg.Agent.Region != "local" || cfg.Collector != "http://127.0.0.1:8080" {
 		t.Errorf("got agent %+v collector %q", cfg.Agent, cfg.Collector)
 	}
-	if cfg.Ship != (Ship{Interval: time.Second, Batch: 500, MaxQueue: 100000}) {
+	if cfg.Ship != (Ship{Interval: time.Second, Batch: 500, MaxSpoolBytes: 64 << 20}) {
 		t.Errorf("got ship %+v", cfg.Ship)
 	}
 	if len(cfg.Checks) != 2 {
@@ -41,8 +41,12 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Ship != (Ship{Interval: DefaultShipInterval, Batch: DefaultShipBatch, MaxQueue: DefaultShipMaxQueue}) || cfg.Agent.Name == "" {
+	if cfg.Ship != (Ship{Interval: DefaultShipInterval, Batch: DefaultShipBatch, MaxSpoolBytes: DefaultMaxSpoolBytes}) || cfg.Agent.Name == "" {
 		t.Errorf("got ship %+v agent %+v, want defaults and the host name", cfg.Ship, cfg.Agent)
+	}
+	other, err := Parse("x.yml", []byte("checks: [{name: b, kind: http, target: 'http://h/'}]\n"))
+	if err != nil || cfg.Version == 0 || other.Version == cfg.Version {
+		t.Errorf("got versions %d and %d (%v), want two different non-zero hashes", cfg.Version, other.Version, err)
 	}
 }
 
@@ -59,12 +63,13 @@ func TestInvalid(t *testing.T) {
 		"kind":                `testdata/invalid-kind.yml:3: checks[0] (demo): unknown kind "smtp" (want one of dns, tcp, tls, http, icmp, browser)`,
 		"no-checks":           `testdata/invalid-no-checks.yml:1: no checks: add at least one under checks:`,
 		"no-name":             `testdata/invalid-no-name.yml:2: checks[0]: name must not be empty`,
-		"ship":                `testdata/invalid-ship.yml:3: ship.max_queue 10 must be at least ship.batch (1000)`,
+		"ship":                `testdata/invalid-ship.yml:3: ship.max_spool_bytes 100KiB is below the minimum 1MiB`,
+		"size":                `testdata/invalid-size.yml:2: cannot use "256 megs" as a size: write bytes or a number with a unit, such as 256MiB`,
 		"syntax":              `testdata/invalid-syntax.yml:1: did not find expected '-' indicator`,
 		"target":              `testdata/invalid-target.yml:2: checks[0] (demo): target must not be empty`,
 		"timeout":             `testdata/invalid-timeout.yml:6: checks[0] (demo): timeout 15s is longer than interval 10s; lower it or raise the interval`,
 		"unknown-field":       `testdata/invalid-unknown-field.yml:7: unknown field "intervall" in probe.Check (check the spelling and the indentation)`,
-		"unknown-http-option": `testdata/invalid-unknown-http-option.yml:7: unknown field "follow_redirects" in probe.HTTPOptions (check the spelling and the indentation)`,
+		"unknown-http-option": `testdata/invalid-unknown-http-option.yml:7: unknown field "expect_stauts" in probe.HTTPOptions (check the spelling and the indentation)`,
 	}
 	files, _ := filepath.Glob("testdata/invalid-*.yml")
 	if len(files) != len(want) {
@@ -93,5 +98,23 @@ func TestKindWithoutProbe(t *testing.T) {
 	want := `x.yml:3: checks[0] (page): kind "browser" has no probe in this build`
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v, want %s", err, want)
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	for in, want := range map[string]ByteSize{"1048576": 1 << 20, "256MiB": 256 << 20, "512 KiB": 512 << 10, "1GiB": 1 << 30, "500KB": 500e3, "2GB": 2e9, "10B": 10} {
+		if got, err := ParseByteSize(in); err != nil || got != want {
+			t.Errorf("ParseByteSize(%q): got %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "-1", "1.5MiB", "MiB", "9999999999GiB"} {
+		if got, err := ParseByteSize(in); err == nil {
+			t.Errorf("ParseByteSize(%q): got %d, want an error", in, got)
+		}
+	}
+	for b, want := range map[ByteSize]string{256 << 20: "256MiB", 1 << 30: "1GiB", 3 << 10: "3KiB", 1000: "1000B", 0: "0B"} {
+		if got := b.String(); got != want {
+			t.Errorf("ByteSize(%d).String(): got %q, want %q", int64(b), got, want)
+		}
 	}
 }

@@ -19,10 +19,6 @@ import (
 	"github.com/meridian-net/meridian/internal/result"
 )
 
-// ErrProbePanic is the error class of a run whose probe panicked. It is
-// local to the agent until it earns a place in internal/result/errclass.go.
-const ErrProbePanic = "probe_panic"
-
 // DefaultConcurrency bounds how many probes run at once.
 const DefaultConcurrency = 32
 
@@ -32,6 +28,23 @@ var (
 	panicsTotal      = metrics.NewCounter("meridian_agent_sched_panics_total")
 	probeErrorsTotal = metrics.NewCounter("meridian_agent_sched_probe_errors_total")
 )
+
+// checksTotal counts results by kind and outcome: "ok", the error class
+// (a short stable constant, so the series stay few), or "cannot_run" when
+// the probe could not run at all.
+func checksTotal(kind, outcome string) *metrics.Counter {
+	return metrics.GetOrCreateCounter(`meridian_agent_checks_total{kind="` + kind + `",result="` + outcome + `"}`)
+}
+
+func outcome(r *result.Result) string {
+	switch {
+	case r.OK:
+		return "ok"
+	case r.Error == "":
+		return "failed"
+	}
+	return r.Error
+}
 
 // Sink receives the results of each run. It must not block for long: the
 // run's concurrency slot is held until Publish returns.
@@ -47,6 +60,9 @@ type Options struct {
 	// min(interval/20, 500ms), negative means none.
 	Jitter time.Duration
 	Run    probe.Func // default probe.Run
+	// Host, if set, describes the host's noise (CPU steal, clock sync); it
+	// is stamped on every result.
+	Host   func() *result.Host
 	Logger *slog.Logger
 }
 
@@ -141,8 +157,14 @@ func (s *Scheduler) Start() {
 	}
 }
 
+// abortGrace is how long Stop waits, after cancelling the runs still in
+// flight, for them to return: a probe obeys its context, so this is quick,
+// and afterwards no run can publish into a sink the caller is closing.
+const abortGrace = time.Second
+
 // Stop stops starting runs and waits for those in flight until ctx is done;
-// then it cancels them, drops their results and returns ctx's error.
+// then it cancels them, drops their results and returns ctx's error. When
+// Stop returns, every result it did not drop has been published.
 func (s *Scheduler) Stop(ctx context.Context) error {
 	s.stopLoops()
 	s.loops.Wait()
@@ -153,9 +175,28 @@ func (s *Scheduler) Stop(ctx context.Context) error {
 		s.abortRuns()
 		return nil
 	case <-ctx.Done():
-		s.abortRuns()
-		return fmt.Errorf("cannot wait for runs in flight: %w", ctx.Err())
 	}
+	n := s.running()
+	s.abortRuns()
+	t := time.NewTimer(abortGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+		return fmt.Errorf("cannot wait for runs in flight: %w; abandoned %d checks", ctx.Err(), n)
+	case <-t.C:
+		return fmt.Errorf("cannot wait for runs in flight: %w; abandoned %d checks, some still running after cancel (a probe ignores its context)", ctx.Err(), n)
+	}
+}
+
+// running counts the checks with a run in flight.
+func (s *Scheduler) running() int {
+	n := 0
+	for _, c := range s.checks {
+		if c.running.Load() {
+			n++
+		}
+	}
+	return n
 }
 
 // Stats returns what this Scheduler did so far.
@@ -219,11 +260,20 @@ func (s *Scheduler) run(c *checkState) {
 	if s.runCtx.Err() != nil || len(results) == 0 {
 		return // aborted by Stop: the results would only say "cancelled"
 	}
+	var host *result.Host
+	if s.opts.Host != nil {
+		host = s.opts.Host()
+	}
 	for _, r := range results {
 		r.Agent = s.opts.Agent
 		if r.Check == "" {
 			r.Check = c.check.Name
 		}
+		if host != nil && r.Host == nil {
+			h := *host
+			r.Host = &h
+		}
+		checksTotal(r.Kind, outcome(r)).Inc()
 	}
 	s.sink.Publish(results)
 }
@@ -239,7 +289,7 @@ func (s *Scheduler) safeRun(ctx context.Context, c *probe.Check) (results []*res
 			panicsTotal.Inc()
 			s.opts.Logger.Error("probe panicked", "check", c.Name, "kind", c.Kind, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			res := result.New(s.opts.Agent, c.Name, c.Kind, c.Target, start)
-			res.Fail(ErrProbePanic, fmt.Errorf("%s probe panicked: %v", c.Kind, p))
+			res.Fail(result.ErrProbePanic, fmt.Errorf("%s probe panicked: %v", c.Kind, p))
 			res.TotalMs = result.Ms(max(0, s.clock.Now().Sub(start)))
 			results = []*result.Result{res}
 		}
@@ -248,6 +298,7 @@ func (s *Scheduler) safeRun(ctx context.Context, c *probe.Check) (results []*res
 	if err != nil {
 		s.probeErrors.Add(1)
 		probeErrorsTotal.Inc()
+		checksTotal(c.Kind, "cannot_run").Inc()
 		s.opts.Logger.Error("cannot run check", "check", c.Name, "err", err)
 		return nil
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
+
 	"github.com/meridian-net/meridian/agent/probe"
 	"github.com/meridian-net/meridian/internal/result"
 )
@@ -256,8 +258,8 @@ func TestPanicBecomesResult(t *testing.T) {
 		got[r.Check] = r
 	}
 	bad, good := got["bad"], got["good"]
-	if bad == nil || bad.OK || bad.Error != ErrProbePanic || bad.Agent != "ams-1" || bad.TotalMs == nil {
-		t.Errorf("got %+v, want a failed result with class %s", bad, ErrProbePanic)
+	if bad == nil || bad.OK || bad.Error != result.ErrProbePanic || bad.Agent != "ams-1" || bad.TotalMs == nil {
+		t.Errorf("got %+v, want a failed result with class %s", bad, result.ErrProbePanic)
 	} else if err := bad.Validate(); err != nil {
 		t.Errorf("panic result does not validate: %v", err)
 	}
@@ -345,5 +347,32 @@ func TestStopWaitsForRuns(t *testing.T) {
 	}
 	if r := sink.next(t); r.Check != "a" {
 		t.Errorf("got result for %q, want a", r.Check)
+	}
+}
+
+func TestHostStampedAndCounted(t *testing.T) {
+	steal := 12.5
+	failing := func(ctx context.Context, c *probe.Check) ([]*result.Result, error) {
+		r := result.New("", c.Name, c.Kind, c.Target, time.Now())
+		r.Fail(result.ErrConnectRefused, nil)
+		return []*result.Result{r}, nil
+	}
+	c := check("refused")
+	clk := newFakeClock()
+	sink := make(chanSink, 10)
+	s := newWithClock([]probe.Check{c}, sink, Options{Agent: "a", Jitter: -1, Run: failing, Logger: quiet(),
+		Host: func() *result.Host { return &result.Host{CPUStealPct: &steal} }}, clk)
+	s.Start()
+	defer s.Stop(context.Background())
+	counter := metrics.GetOrCreateCounter(`meridian_agent_checks_total{kind="http",result="connect_refused"}`)
+	before := counter.Get()
+	eventually(t, "the stagger timer", func() bool { return clk.pending() == 1 })
+	clk.Advance(c.Interval)
+	r := sink.next(t)
+	if r.Host == nil || r.CPUStealPct == nil || *r.CPUStealPct != 12.5 {
+		t.Errorf("got host %+v, want the sampler's figures on the result", r.Host)
+	}
+	if got := counter.Get() - before; got != 1 {
+		t.Errorf("meridian_agent_checks_total{kind=http,result=connect_refused} grew by %d, want 1", got)
 	}
 }

@@ -25,16 +25,16 @@ import (
 var (
 	shippedTotal    = metrics.NewCounter("meridian_agent_ship_shipped_total")
 	postsFailed     = metrics.NewCounter("meridian_agent_ship_posts_failed_total")
-	droppedFull     = metrics.NewCounter(`meridian_agent_ship_dropped_total{reason="queue_full"}`)
 	droppedRejected = metrics.NewCounter(`meridian_agent_ship_dropped_total{reason="rejected"}`)
 	droppedInvalid  = metrics.NewCounter(`meridian_agent_ship_dropped_total{reason="invalid"}`)
-	queueLength     = metrics.NewGauge("meridian_agent_ship_queue_length", nil)
+	// Every post's round trip, whatever the answer (or none).
+	postDuration = metrics.NewHistogram("meridian_agent_ship_duration_seconds")
 )
 
-// Queue is where the shipper reads results from: the in-memory MemQueue
-// now, the disk spool later. Peek returns up to n of the oldest results
-// without removing them; Ack(n) removes the first n of the last Peek once
-// the collector has them (or they were dropped as bad).
+// Queue is where the shipper reads results from (the agent's disk spool,
+// agent/spool.Queue). Peek returns up to n of the oldest results without
+// removing them; Ack(n) removes the first n of the last Peek once the
+// collector has them (or they were dropped as bad).
 type Queue interface {
 	Peek(n int) []*result.Result
 	Ack(n int)
@@ -197,12 +197,15 @@ func (s *Shipper) post(ctx context.Context, batch []*result.Result) error {
 	if s.opts.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+s.opts.Token)
 	}
+	start := time.Now()
 	resp, err := s.opts.Client.Do(req)
 	if err != nil {
+		postDuration.UpdateDuration(start)
 		return s.failed(&retryError{err: fmt.Errorf("cannot post %d results: %w", n, err)}, false)
 	}
 	reason, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 	resp.Body.Close()
+	postDuration.UpdateDuration(start)
 	return s.judge(resp, n, strings.TrimSpace(string(reason)))
 }
 

@@ -74,9 +74,41 @@ func status(code int, header ...string) func(http.ResponseWriter) {
 	}
 }
 
+// sliceQueue is the simplest Queue: what Publish adds, Ack removes.
+type sliceQueue struct {
+	mu    sync.Mutex
+	items []*result.Result
+}
+
+func (q *sliceQueue) Publish(rs []*result.Result) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.items = append(q.items, rs...)
+}
+
+func (q *sliceQueue) Peek(n int) []*result.Result {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return append([]*result.Result(nil), q.items[:min(n, len(q.items))]...)
+}
+
+func (q *sliceQueue) Ack(n int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.items = q.items[n:]
+}
+
+func (q *sliceQueue) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items)
+}
+
+var _ Queue = (*sliceQueue)(nil)
+
 type harness struct {
 	col    *fakeCollector
-	q      *MemQueue
+	q      *sliceQueue
 	s      *Shipper
 	sleeps []time.Duration
 	logs   *bytes.Buffer
@@ -88,7 +120,7 @@ func newHarness(t *testing.T, batch int, script ...func(http.ResponseWriter)) *h
 	srv := httptest.NewServer(h.col)
 	t.Cleanup(srv.Close)
 	logger := slog.New(slog.NewTextHandler(h.logs, nil))
-	h.q = NewMemQueue(1000, logger)
+	h.q = &sliceQueue{}
 	h.s = New(h.q, Options{Collector: srv.URL + "/", Token: "s3cret", Batch: batch, Logger: logger,
 		sleep: func(ctx context.Context, d time.Duration) error {
 			h.sleeps = append(h.sleeps, d)
@@ -243,7 +275,7 @@ func TestRunShipsUntilCancelled(t *testing.T) {
 }
 
 func TestBackoffGrowsToCap(t *testing.T) {
-	s := New(NewMemQueue(1, nil), Options{Interval: time.Second, MaxBackoff: 8 * time.Second})
+	s := New(&sliceQueue{}, Options{Interval: time.Second, MaxBackoff: 8 * time.Second})
 	for _, tc := range []struct {
 		fails  int
 		lo, hi time.Duration
@@ -255,32 +287,5 @@ func TestBackoffGrowsToCap(t *testing.T) {
 				t.Errorf("after %d failures got backoff %v, want it in [%v, %v]", tc.fails, d, tc.lo, tc.hi)
 			}
 		}
-	}
-}
-
-func TestQueueDropsOldest(t *testing.T) {
-	var logs bytes.Buffer
-	q := NewMemQueue(3, slog.New(slog.NewTextHandler(&logs, nil)))
-	rs := results(6)
-	q.Publish(rs[:2])
-	peeked := q.Peek(2)
-	q.Publish(rs[2:5]) // 5 > 3: rs[0] and rs[1] go
-	if q.Len() != 3 || q.Dropped() != 2 {
-		t.Fatalf("got %d queued, %d dropped; want 3 and 2", q.Len(), q.Dropped())
-	}
-	q.Ack(len(peeked)) // both peeked were dropped already: nothing more goes
-	if got := q.Peek(10); len(got) != 3 || got[0] != rs[2] || got[2] != rs[4] {
-		t.Errorf("got %d queued starting %v, want rs[2..4]", len(got), got[0].Check)
-	}
-	q.Publish(rs[5:])
-	if got := q.Peek(1); got[0] != rs[3] || q.Dropped() != 3 {
-		t.Errorf("got oldest %s and %d dropped, want rs[3] and 3", got[0].Check, q.Dropped())
-	}
-	q.Ack(1)
-	if got := q.Peek(10); len(got) != 2 || got[0] != rs[4] {
-		t.Errorf("got %d queued, want rs[4], rs[5]", len(got))
-	}
-	if n := strings.Count(logs.String(), "ship queue full"); n != 1 {
-		t.Errorf("got %d drop log lines, want 1 (rate-limited):\n%s", n, &logs)
 	}
 }

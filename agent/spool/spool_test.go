@@ -382,3 +382,29 @@ func TestQueuePartialAckAndResults(t *testing.T) {
 	s = mustOpen(t, dir, Options{SegmentBytes: 1 << 10, MaxBytes: 1 << 20})
 	equalIDs(t, "after partial ack and reopen", drain(t, s, 5), idsOf(rs[4:]))
 }
+
+// sink is agent/sched.Sink, which Queue also is.
+type sink interface{ Publish([]*result.Result) }
+
+var _ sink = (*Queue)(nil)
+
+func TestQueuePublish(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, Options{})
+	q := s.Queue()
+	rs := newResults(3)
+	q.Publish(rs)
+	s.Close() // Publish fsynced: a reopen (as after kill -9) has them
+	s = mustOpen(t, dir, Options{})
+	equalIDs(t, "after Publish and reopen", drain(t, s, 10), idsOf(rs))
+
+	var log logBuf
+	s = mustOpen(t, t.TempDir(), Options{Logf: log.logf})
+	q = s.Queue()
+	s.Close()
+	before := droppedTotal.Get()
+	q.Publish(newResults(2)) // after Close: dropped, counted and logged, never silently
+	if got := droppedTotal.Get() - before; got != 2 || s.dropped != 2 || !strings.Contains(log.String(), "spool: dropped 2 results that cannot be spooled: spool is closed") {
+		t.Errorf("got %d dropped (spool says %d), log %q; want 2 and a log line", got, s.dropped, log.String())
+	}
+}

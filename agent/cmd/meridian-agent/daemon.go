@@ -8,19 +8,19 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/urfave/cli/v2"
 
 	"github.com/meridian-net/meridian/agent/config"
+	"github.com/meridian-net/meridian/agent/hostnoise"
 	"github.com/meridian-net/meridian/agent/sched"
 	"github.com/meridian-net/meridian/agent/ship"
+	"github.com/meridian-net/meridian/agent/spool"
 	"github.com/meridian-net/meridian/internal/result"
 )
-
-// How long shutdown waits for runs in flight, then for the last ship.
-var stopTimeout, flushTimeout = 5 * time.Second, 5 * time.Second
 
 func configFlag() cli.Flag {
 	return &cli.StringFlag{Name: "config", Usage: "the agent's YAML config `FILE` (required)"}
@@ -66,12 +66,25 @@ func runCommand() *cli.Command {
 			configFlag(),
 			&cli.StringFlag{Name: "collector", EnvVars: []string{"MERIDIAN_COLLECTOR"}, Usage: "collector base `URL` (overrides the config)"},
 			&cli.StringFlag{Name: "token", EnvVars: []string{"MERIDIAN_TOKEN"}, Usage: "agent `TOKEN` (overrides the config; prefer the env var)"},
-			&cli.StringFlag{Name: "data-dir", EnvVars: []string{"MERIDIAN_DATA_DIR"}, Value: "var/agent", Usage: "local state `DIR`"},
+			&cli.StringFlag{Name: "data-dir", EnvVars: []string{"MERIDIAN_DATA_DIR"}, Value: defaultDataDir,
+				Usage: "local state `DIR`: results wait in DIR/spool, on disk, until the collector has them"},
 			&cli.StringFlag{Name: "metrics-listen", Usage: "serve /metrics on `ADDR`, such as 127.0.0.1:9101"},
+			&cli.DurationFlag{Name: "stop-timeout", Value: defaultStopTimeout,
+				Usage: "on SIGTERM, wait `D` for checks in flight, then abandon them (a last ship attempt follows)"},
 		},
 		Action: runAction,
 	}
 }
+
+// Defaults of run's flags.
+const (
+	defaultDataDir     = "./var/agent"
+	defaultStopTimeout = 5 * time.Second
+)
+
+// flushTimeout bounds the last ship attempt on stop: whatever is left stays
+// in the spool and goes on the next start.
+const flushTimeout = 2 * time.Second
 
 func runAction(c *cli.Context) error {
 	cfg, err := loadConfig(c)
@@ -89,6 +102,8 @@ func runAction(c *cli.Context) error {
 		return usageError("no collector: set collector in %s, --collector or MERIDIAN_COLLECTOR", c.String("config"))
 	case config.ValidateCollector(cfg.Collector) != nil:
 		return usageError("%v", config.ValidateCollector(cfg.Collector))
+	case c.Duration("stop-timeout") <= 0:
+		return usageError("--stop-timeout %v must be positive, such as 5s", c.Duration("stop-timeout"))
 	}
 	if err := os.MkdirAll(c.String("data-dir"), 0o755); err != nil {
 		return fmt.Errorf("cannot create data dir: %w", err)
@@ -102,40 +117,73 @@ func runAction(c *cli.Context) error {
 		return err
 	}
 	defer stopMetrics()
-	return daemon(c.Context, cfg, logger)
+	return daemon(c.Context, cfg, daemonOptions{dataDir: c.String("data-dir"), stopTimeout: c.Duration("stop-timeout")}, logger)
 }
 
-// daemon runs until ctx is done, then stops the scheduler and flushes.
-func daemon(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
-	q := ship.NewMemQueue(cfg.Ship.MaxQueue, logger)
+type daemonOptions struct {
+	dataDir     string
+	stopTimeout time.Duration
+}
+
+// daemon measures and ships until ctx is done, then stops. The spool is the
+// one place results go: the scheduler appends to it (fsynced before
+// anything is sent) and the shipper deletes from it only after a 2xx, so a
+// kill -9 at any moment loses nothing that was appended.
+func daemon(ctx context.Context, cfg *config.Config, opts daemonOptions, logger *slog.Logger) error {
+	sp, err := spool.Open(filepath.Join(opts.dataDir, "spool"), spool.Options{
+		MaxBytes: int64(cfg.Ship.MaxSpoolBytes),
+		Logf:     func(format string, args ...any) { logger.Warn(fmt.Sprintf(format, args...)) },
+	})
+	if err != nil {
+		return err
+	}
+	defer sp.Close()
+	q := sp.Queue()
+
+	bg, stopBg := context.WithCancel(context.Background())
+	defer stopBg()
+	noise := hostnoise.New(hostnoise.Options{})
+	noise.Sample() // so the first results carry the clock state
+	go noise.Run(bg)
+
 	shipper := ship.New(q, ship.Options{Collector: cfg.Collector, Token: cfg.Token,
 		Interval: cfg.Ship.Interval, Batch: cfg.Ship.Batch, Logger: logger})
-	sc := sched.New(cfg.Checks, q, sched.Options{Agent: cfg.Agent.Name, Logger: logger})
+	sc := sched.New(cfg.Checks, q, sched.Options{Agent: cfg.Agent.Name, Host: noise.Host, Logger: logger})
+	exportInfo(cfg)
 	logger.Info("meridian-agent started", "version", version, "contract", result.Version,
-		"agent", cfg.Agent.Name, "region", cfg.Agent.Region, "checks", len(cfg.Checks), "collector", cfg.Collector)
+		"agent", cfg.Agent.Name, "region", cfg.Agent.Region, "checks", len(cfg.Checks), "collector", cfg.Collector,
+		"data_dir", opts.dataDir, "spooled", q.Len())
 	sc.Start()
-	shipCtx, stopShip := context.WithCancel(context.Background())
+	shipCtx, stopShip := context.WithCancel(bg)
 	shipped := make(chan struct{})
 	go func() { shipper.Run(shipCtx); close(shipped) }()
 
 	<-ctx.Done()
-	logger.Info("stopping: waiting for checks in flight", "deadline", stopTimeout)
-	stopCtx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	logger.Info("stopping: waiting for checks in flight (signal again to exit at once; spooled results are safe)", "deadline", opts.stopTimeout)
+	stopCtx, cancel := context.WithTimeout(context.Background(), opts.stopTimeout)
 	defer cancel()
-	var errs []error
 	if err := sc.Stop(stopCtx); err != nil {
-		errs = append(errs, err)
+		logger.Warn("stopped checks in flight without their results", "err", err)
 	}
+	// Every result the scheduler kept is in the spool now; shipping is a bonus.
 	stopShip()
 	<-shipped
-	flushCtx, cancel2 := context.WithTimeout(context.Background(), flushTimeout)
-	defer cancel2()
+	flushCtx, cancelFlush := context.WithTimeout(context.Background(), flushTimeout)
+	defer cancelFlush()
 	if err := shipper.Flush(flushCtx); err != nil {
-		errs = append(errs, fmt.Errorf("%w; %d results not shipped", err, q.Len()))
+		logger.Warn("results left in the spool; they are sent on the next start", "spooled", q.Len(), "err", err)
 	}
 	st := shipper.Stats()
-	logger.Info("stopped", "shipped", st.Shipped, "failed_posts", st.FailedPosts, "dropped", q.Dropped()+st.Rejected+st.Invalid)
-	return errors.Join(errs...)
+	logger.Info("stopped", "shipped", st.Shipped, "failed_posts", st.FailedPosts,
+		"dropped", st.Rejected+st.Invalid, "spooled", q.Len())
+	return nil
+}
+
+// exportInfo sets the gauges that describe this agent's build and config.
+func exportInfo(cfg *config.Config) {
+	metrics.GetOrCreateGauge(`meridian_agent_build_info{version="`+version+`"}`, nil).Set(1)
+	metrics.GetOrCreateGauge("meridian_agent_config_version", nil).Set(float64(cfg.Version))
+	metrics.GetOrCreateGauge("meridian_agent_config_checks", nil).Set(float64(len(cfg.Checks)))
 }
 
 // serveMetrics serves /metrics on addr, if one is given.

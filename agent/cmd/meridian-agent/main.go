@@ -12,6 +12,9 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// After the first signal, a second one kills at once: everything
+	// spooled is on disk already.
+	context.AfterFunc(ctx, stop)
 	err := run(ctx, os.Args, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {

@@ -2,18 +2,14 @@ package main
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/meridian-net/meridian/internal/result"
 )
@@ -100,6 +96,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"run"}, "run needs --config FILE", 2},
 		{[]string{"check-config", "--config", "../../config/testdata/invalid-timeout.yml"}, "invalid-timeout.yml:6: checks[0] (demo): timeout 15s", 1},
 		{[]string{"run", "--config", "../../testdata/local.yml", "--collector", "nope"}, `collector "nope" is not an http(s) URL`, 2},
+		{[]string{"run", "--config", "../../testdata/local.yml", "--stop-timeout", "0s"}, `--stop-timeout 0s must be positive`, 2},
 	} {
 		_, errs, code := runCLI(t, context.Background(), tc.args...)
 		if code != tc.code || !strings.Contains(errs, tc.want) {
@@ -116,99 +113,5 @@ func TestVersionAndCheckConfig(t *testing.T) {
 	out, errs, code := runCLI(t, context.Background(), "check-config", "--config", "../../testdata/local.yml")
 	if code != 0 || !strings.Contains(out, `ok: agent "local-1", 1 checks, collector http://127.0.0.1:8080`) {
 		t.Errorf("got %q %q exit %d", out, errs, code)
-	}
-}
-
-// collector counts the results it is sent, checking the token.
-type collector struct {
-	mu     sync.Mutex
-	n      int
-	ids    map[string]bool
-	badTok int
-	got    chan struct{}
-}
-
-func (c *collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if r.Header.Get("Authorization") != "Bearer tok-1" {
-		c.badTok++
-		http.Error(w, "bad token", http.StatusUnauthorized)
-		return
-	}
-	zr, err := gzip.NewReader(r.Body)
-	if err != nil {
-		http.Error(w, err.Error(), 400)
-		return
-	}
-	rs, err := result.DecodeNDJSON(zr)
-	if err != nil {
-		http.Error(w, err.Error(), 400)
-		return
-	}
-	for _, res := range rs {
-		if res.Agent != "cli-test" || res.Check != "demo" {
-			http.Error(w, "wrong agent or check", 400)
-			return
-		}
-		c.ids[res.ID] = true
-	}
-	c.n += len(rs)
-	if c.n > 0 {
-		select {
-		case c.got <- struct{}{}:
-		default:
-		}
-	}
-}
-
-func TestRunShipsAndStops(t *testing.T) {
-	col := &collector{ids: map[string]bool{}, got: make(chan struct{}, 1)}
-	srv := httptest.NewServer(col)
-	defer srv.Close()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "agent.yml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`agent: {name: cli-test}
-collector: http://127.0.0.1:1/ # overridden by --collector
-ship: {interval: 50ms}
-checks:
-  - {name: demo, kind: http, target: %q, interval: 1s}
-`, target(t)+"/")), 0o600)
-	t.Setenv("MERIDIAN_TOKEN", "tok-1")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	var stderr bytes.Buffer
-	go func() {
-		done <- run(ctx, []string{"meridian-agent", "run", "--config", cfg, "--collector", srv.URL,
-			"--data-dir", filepath.Join(dir, "data"), "--metrics-listen", "127.0.0.1:0"}, &bytes.Buffer{}, &stderr)
-	}()
-	select {
-	case <-col.got:
-	case err := <-done:
-		t.Fatalf("run returned early: %v\n%s", err, &stderr)
-	case <-time.After(20 * time.Second):
-		t.Fatalf("collector got no results\n%s", &stderr)
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("run: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("run did not stop after cancel")
-	}
-	col.mu.Lock()
-	defer col.mu.Unlock()
-	if col.badTok != 0 || col.n < 1 || len(col.ids) != col.n {
-		t.Errorf("got %d results, %d distinct, %d bad tokens; want at least 1, no duplicates, none bad", col.n, len(col.ids), col.badTok)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "data")); err != nil {
-		t.Errorf("data dir not created: %v", err)
-	}
-	log := stderr.String()
-	if !strings.Contains(log, "meridian-agent started") || !strings.Contains(log, "checks=1") || !strings.Contains(log, "collector="+srv.URL) {
-		t.Errorf("got log\n%s\nwant a start line with the check count and the collector", log)
 	}
 }
