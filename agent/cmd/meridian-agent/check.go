@@ -11,6 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/meridian-net/meridian/internal/cliutil"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/meridian-net/meridian/agent/probe"
@@ -35,7 +37,7 @@ func checkCommand() *cli.Command {
 
 func checkAction(c *cli.Context) error {
 	if c.NArg() != 2 {
-		return usageError("check needs KIND and TARGET, as in: meridian-agent check http https://example.com/")
+		return cliutil.UsageError("check needs KIND and TARGET, as in: meridian-agent check http https://example.com/")
 	}
 	ck, err := cliCheck(c)
 	if err != nil {
@@ -45,7 +47,7 @@ func checkAction(c *cli.Context) error {
 	defer cancel()
 	results, err := probe.Run(ctx, ck)
 	if err != nil {
-		return usageError("%v", err)
+		return cliutil.UsageError("%v", err)
 	}
 	agent, _ := os.Hostname()
 	failed := ""
@@ -68,7 +70,7 @@ func checkAction(c *cli.Context) error {
 		}
 	}
 	if failed != "" {
-		return &exitError{code: 1, err: fmt.Errorf("measurement failed: %s", failed)}
+		return &cliutil.ExitError{Code: 1, Err: fmt.Errorf("measurement failed: %s", failed)}
 	}
 	return nil
 }
@@ -77,11 +79,11 @@ func cliCheck(c *cli.Context) (*probe.Check, error) {
 	kind, target := c.Args().Get(0), c.Args().Get(1)
 	switch {
 	case !result.KnownKind(kind):
-		return nil, usageError("unknown kind %q: use one of %s", kind, strings.Join(result.Kinds, ", "))
+		return nil, cliutil.UsageError("unknown kind %q: use one of %s", kind, strings.Join(result.Kinds, ", "))
 	case probe.Probes[kind] == nil:
-		return nil, usageError("kind %q has no probe in this build: use another kind or a newer build", kind)
+		return nil, cliutil.UsageError("kind %q has no probe in this build: use another kind or a newer build", kind)
 	case c.Duration("timeout") <= 0:
-		return nil, usageError("--timeout %v must be positive, such as 5s", c.Duration("timeout"))
+		return nil, cliutil.UsageError("--timeout %v must be positive, such as 5s", c.Duration("timeout"))
 	}
 	ck := &probe.Check{Name: "check", Kind: kind, Target: target, Timeout: c.Duration("timeout")}
 	ck.HTTP.InsecureSkipVerify = c.Bool("insecure")
@@ -89,7 +91,7 @@ func cliCheck(c *cli.Context) (*probe.Check, error) {
 	ck.TLS.InsecureSkipVerify = c.Bool("insecure")
 	if r := c.String("resolver"); r != "" {
 		if _, _, err := net.SplitHostPort(r); err != nil {
-			return nil, usageError("--resolver %q: want HOST:PORT, such as 1.1.1.1:53", r)
+			return nil, cliutil.UsageError("--resolver %q: want HOST:PORT, such as 1.1.1.1:53", r)
 		}
 		ck.DNS.Resolvers = []string{r}
 	}

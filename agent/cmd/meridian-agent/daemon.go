@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/meridian-net/meridian/internal/cliutil"
+
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/urfave/cli/v2"
 
@@ -29,7 +31,7 @@ func configFlag() cli.Flag {
 // loadConfig loads --config; a missing flag is bad usage.
 func loadConfig(c *cli.Context) (*config.Config, error) {
 	if c.String("config") == "" {
-		return nil, usageError("%s needs --config FILE (see agent/testdata/local.yml for an example)", c.Command.Name)
+		return nil, cliutil.UsageError("%s needs --config FILE (see agent/testdata/local.yml for an example)", c.Command.Name)
 	}
 	return config.Load(c.String("config"))
 }
@@ -99,11 +101,11 @@ func runAction(c *cli.Context) error {
 	}
 	switch {
 	case cfg.Collector == "":
-		return usageError("no collector: set collector in %s, --collector or MERIDIAN_COLLECTOR", c.String("config"))
+		return cliutil.UsageError("no collector: set collector in %s, --collector or MERIDIAN_COLLECTOR", c.String("config"))
 	case config.ValidateCollector(cfg.Collector) != nil:
-		return usageError("%v", config.ValidateCollector(cfg.Collector))
+		return cliutil.UsageError("%v", config.ValidateCollector(cfg.Collector))
 	case c.Duration("stop-timeout") <= 0:
-		return usageError("--stop-timeout %v must be positive, such as 5s", c.Duration("stop-timeout"))
+		return cliutil.UsageError("--stop-timeout %v must be positive, such as 5s", c.Duration("stop-timeout"))
 	}
 	if err := os.MkdirAll(c.String("data-dir"), 0o755); err != nil {
 		return fmt.Errorf("cannot create data dir: %w", err)

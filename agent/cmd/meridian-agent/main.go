@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/meridian-net/meridian/internal/cliutil"
 )
 
 func main() {
@@ -19,6 +21,6 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "meridian-agent:", err)
-		os.Exit(exitCode(err))
+		os.Exit(cliutil.ExitCode(err))
 	}
 }

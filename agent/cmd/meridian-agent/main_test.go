@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/meridian-net/meridian/internal/cliutil"
+
 	"github.com/meridian-net/meridian/internal/result"
 )
 
@@ -20,7 +22,7 @@ func runCLI(t *testing.T, ctx context.Context, args ...string) (stdout, stderr s
 	var out, errw bytes.Buffer
 	err := run(ctx, append([]string{"meridian-agent"}, args...), &out, &errw)
 	if err != nil {
-		code = exitCode(err)
+		code = cliutil.ExitCode(err)
 		errw.WriteString(err.Error())
 	}
 	return out.String(), errw.String(), code
