@@ -16,7 +16,10 @@ import (
 
 func TestLatency(t *testing.T) {
 	_, conn := chtest.New(t)
-	w := store.NewWriter(conn, store.WriterOptions{MaxDelay: 5 * time.Millisecond})
+	w, err := store.NewWriter(conn, store.WriterOptions{MaxDelay: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer w.Close()
 	now := time.Now()
 	var rows []store.Row

@@ -34,7 +34,10 @@ func newEnv(t *testing.T, cfg server.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := store.NewWriter(conn, store.WriterOptions{MaxDelay: 10 * time.Millisecond})
+	w, err := store.NewWriter(conn, store.WriterOptions{MaxDelay: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(w.Close)
 	cfg.Agents, cfg.Writer = store.NewAgentCache(conn), w
 	srv := httptest.NewServer(server.New(cfg))

@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"context"
+	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -68,7 +70,10 @@ func TestAgents(t *testing.T) {
 func TestWriterStoresEveryKindAndDedupes(t *testing.T) {
 	_, conn := chtest.New(t)
 	ctx := context.Background()
-	w := store.NewWriter(conn, store.WriterOptions{MaxDelay: 20 * time.Millisecond})
+	w, err := store.NewWriter(conn, store.WriterOptions{MaxDelay: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer w.Close()
 
 	now := time.Now().UTC()
@@ -104,7 +109,7 @@ func TestWriterStoresEveryKindAndDedupes(t *testing.T) {
 		sans, stores   []string
 		valid          []uint8
 	)
-	err := conn.QueryRow(ctx, "SELECT dns_ms, tls_ms, ttfb_ms, http_status, cdn, cert_sans, trust_store, trust_valid FROM results WHERE id = ? LIMIT 1", ok.ID).
+	err = conn.QueryRow(ctx, "SELECT dns_ms, tls_ms, ttfb_ms, http_status, cdn, cert_sans, trust_store, trust_valid FROM results WHERE id = ? LIMIT 1", ok.ID).
 		Scan(&dns, &tls, &ttfb, &status, &cdn, &sans, &stores, &valid)
 	if err != nil {
 		t.Fatal(err)
@@ -117,5 +122,69 @@ func TestWriterStoresEveryKindAndDedupes(t *testing.T) {
 	}
 	if err := conn.QueryRow(ctx, "SELECT error FROM results WHERE id = ? LIMIT 1", bad.ID).Scan(&errc); err != nil || errc != result.ErrDNSNXDomain {
 		t.Errorf("got error class %q (%v), want %s", errc, err, result.ErrDNSNXDomain)
+	}
+}
+
+// While ClickHouse cannot take inserts (here: the table is renamed away),
+// writes are acknowledged from the disk spool and drained once it can.
+func TestWriterSpoolsWhileClickHouseIsAway(t *testing.T) {
+	_, conn := chtest.New(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	w, err := store.NewWriter(conn, store.WriterOptions{MaxDelay: 5 * time.Millisecond, SpoolDir: dir, DrainEvery: 20 * time.Millisecond, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	batch := func(n int) []store.Row {
+		rows := make([]store.Row, n)
+		for i := range rows {
+			r := result.New("a", "c", result.KindTCP, "127.0.0.1:1", time.Now())
+			r.OK, r.ConnectMs = true, f(float64(i))
+			rows[i] = store.Row{Result: *r, Region: "eu", ReceivedAt: time.Now()}
+		}
+		return rows
+	}
+	if err := conn.Exec(ctx, "RENAME TABLE results TO results_away"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := w.Write(ctx, batch(100)); err != nil {
+			t.Fatalf("write %d while ClickHouse is away: got %v, want it spooled and acknowledged", i, err)
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "batch-*.ndjson"))
+	if len(files) == 0 {
+		t.Fatal("nothing in the spool directory")
+	}
+	if err := conn.Exec(ctx, "RENAME TABLE results_away TO results"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	var n uint64
+	for time.Now().Before(deadline) {
+		conn.QueryRow(ctx, "SELECT count() FROM results FINAL").Scan(&n)
+		if files, _ = filepath.Glob(filepath.Join(dir, "batch-*")); n == 300 && len(files) == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Errorf("after ClickHouse came back: got %d rows and %d spool files, want 300 and 0", n, len(files))
+}
+
+func TestWriterSpoolFullFails(t *testing.T) {
+	_, conn := chtest.New(t)
+	ctx := context.Background()
+	w, err := store.NewWriter(conn, store.WriterOptions{MaxDelay: 5 * time.Millisecond, SpoolDir: t.TempDir(), SpoolMaxBytes: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	conn.Exec(ctx, "RENAME TABLE results TO results_away")
+	defer conn.Exec(ctx, "RENAME TABLE results_away TO results")
+	r := result.New("a", "c", result.KindTCP, "127.0.0.1:1", time.Now())
+	r.OK = true
+	if err := w.Write(ctx, []store.Row{{Result: *r}}); !errors.Is(err, store.ErrSpoolFull) {
+		t.Errorf("got %v, want ErrSpoolFull", err)
 	}
 }

@@ -22,6 +22,8 @@ func serveCommand() *cli.Command {
 		Usage: "run the collector: ingest results, serve the beacon script, health and metrics",
 		Flags: append(clickhouseFlags(),
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", EnvVars: []string{"MERIDIAN_LISTEN"}, Usage: "listen on `ADDR`"},
+			&cli.StringFlag{Name: "spool-dir", Value: "var/collector-spool", EnvVars: []string{"MERIDIAN_SPOOL_DIR"}, Usage: "where batches wait (fsynced) while ClickHouse is away"},
+			&cli.Int64Flag{Name: "spool-max-bytes", Value: 1 << 30, Usage: "spool cap; past it ingest answers 503 with Retry-After"},
 			&cli.DurationFlag{Name: "flush-interval", Value: 250 * time.Millisecond, Usage: "longest a result waits before its batch is written"},
 		),
 		Action: serve,
@@ -35,7 +37,15 @@ func serve(c *cli.Context) error {
 		return err
 	}
 	defer conn.Close()
-	writer := store.NewWriter(conn, store.WriterOptions{MaxDelay: c.Duration("flush-interval")})
+	writer, err := store.NewWriter(conn, store.WriterOptions{
+		MaxDelay:      c.Duration("flush-interval"),
+		SpoolDir:      c.String("spool-dir"),
+		SpoolMaxBytes: c.Int64("spool-max-bytes"),
+		Logf:          func(format string, args ...any) { logger.Warn(fmt.Sprintf(format, args...)) },
+	})
+	if err != nil {
+		return err
+	}
 	defer writer.Close()
 	handler := server.New(server.Config{
 		Agents: store.NewAgentCache(conn),
