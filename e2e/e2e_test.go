@@ -156,7 +156,7 @@ func TestAgentToClickHouseToQuery(t *testing.T) {
 
 	listen := freeAddr(t)
 	start(t, "collector", []string{"MERIDIAN_CLICKHOUSE=" + chtest.Addr(t), "MERIDIAN_DATABASE=" + db},
-		collector, "serve", "--listen", listen, "--flush-interval", "50ms")
+		collector, "serve", "--listen", listen, "--flush-interval", "50ms", "--spool-dir", filepath.Join(t.TempDir(), "spool"))
 	waitHTTP(t, "http://"+listen+"/readyz")
 
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

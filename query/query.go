@@ -27,6 +27,7 @@ var Dimensions = map[string]string{
 	"check":  "check_name",
 	"kind":   "kind",
 	"cdn":    "cdn",
+	"member": "cdn_member",
 	"pop":    "cdn_pop",
 	"proto":  "http_proto",
 }

@@ -200,11 +200,11 @@ func (c *Config) validateCheck(l *lines, i int, seen map[string]int) error {
 		return at("name must not be empty", "")
 	case seen[ck.Name] > 0:
 		return at(fmt.Sprintf("name %q is already used by checks[%d]; names must be unique", ck.Name, seen[ck.Name]-1), "name")
-	case !result.KnownKind(ck.Kind):
-		return at(fmt.Sprintf("unknown kind %q (want one of %s)", ck.Kind, strings.Join(result.Kinds, ", ")), "kind")
+	case !result.KnownKind(ck.Kind) && ck.Kind != probe.KindCDN:
+		return at(fmt.Sprintf("unknown kind %q (want one of %s, %s)", ck.Kind, strings.Join(result.Kinds, ", "), probe.KindCDN), "kind")
 	case probe.Probes[ck.Kind] == nil:
 		return at(fmt.Sprintf("kind %q has no probe in this build", ck.Kind), "kind")
-	case ck.Target == "":
+	case ck.Target == "" && ck.Kind != probe.KindCDN: // a cdn check's targets are its members
 		return at("target must not be empty", "target")
 	case ck.Interval < MinCheckInterval:
 		return at(fmt.Sprintf("interval %v is below the minimum %v", ck.Interval, MinCheckInterval), "interval")

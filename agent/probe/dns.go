@@ -34,10 +34,6 @@ type DNSOptions struct {
 // names none; a variable so tests can point it elsewhere.
 var resolvConf = "/etc/resolv.conf"
 
-// errDNSAnswerMismatch is the class of an answer without the expected text.
-// TODO(lead): move to internal/result/errclass.go as ErrDNSAnswerMismatch.
-const errDNSAnswerMismatch = "dns_answer_mismatch"
-
 // dnsEDNSSize is the EDNS0 buffer size the probe advertises, the DNS Flag
 // Day 2020 value that avoids IP fragmentation.
 const dnsEDNSSize = 1232
@@ -203,7 +199,7 @@ func (q *dnsQuery) judge(res *result.Result, resp *dns.Msg, server string) {
 	case q.rcode == dns.RcodeSuccess && !typed:
 		res.Fail(result.ErrDNSNoAnswer, fmt.Errorf("got no %s record for %s from %s", d.QType, q.name, server))
 	case q.contains != "" && !matched:
-		res.Fail(errDNSAnswerMismatch, fmt.Errorf("no answer from %s contains %q", server, q.contains))
+		res.Fail(result.ErrDNSAnswerMismatch, fmt.Errorf("no answer from %s contains %q", server, q.contains))
 	default:
 		res.OK = true
 	}

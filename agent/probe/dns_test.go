@@ -67,7 +67,7 @@ func TestDNSOutcomes(t *testing.T) {
 		{"other rcode", "odd.test", DNSOptions{}, result.ErrDNS, "NOTIMP", "udp"},
 		{"no answer", "svc.test", DNSOptions{QType: "AAAA"}, result.ErrDNSNoAnswer, "NOERROR", "udp"},
 		{"answer contains", "svc.test", DNSOptions{ExpectAnswerContains: "127.0.0.1"}, "", "NOERROR", "udp"},
-		{"answer lacks", "svc.test", DNSOptions{ExpectAnswerContains: "192.0.2.1"}, errDNSAnswerMismatch, "NOERROR", "udp"},
+		{"answer lacks", "svc.test", DNSOptions{ExpectAnswerContains: "192.0.2.1"}, result.ErrDNSAnswerMismatch, "NOERROR", "udp"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.opts.Resolvers = []string{ns.Addr}

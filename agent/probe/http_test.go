@@ -17,9 +17,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/meridian-net/meridian/agent/probe/internal/testsrv"
 	"github.com/meridian-net/meridian/internal/result"
 )
 
@@ -172,7 +174,7 @@ func TestHTTPFailures(t *testing.T) {
 	f("body mismatch", Check{Target: "/", HTTP: HTTPOptions{BodyContains: "goodbye"}}, result.ErrBodyMismatch, nil)
 	f("body match", Check{Target: "/", HTTP: HTTPOptions{BodyContains: "world"}}, "", nil)
 	f("body too big", Check{Target: "/big", HTTP: HTTPOptions{MaxBodyBytes: 10}}, result.ErrHTTP, nil)
-	f("redirect not followed", Check{Target: "/moved"}, "", func(res *result.Result) {
+	f("redirect not followed", Check{Target: "/moved", HTTP: HTTPOptions{FollowRedirects: new(false)}}, "", func(res *result.Result) {
 		if res.HTTP.Status != 302 || res.HTTP.Location != "/elsewhere" {
 			t.Errorf("got status %d location %q, want 302 /elsewhere", res.HTTP.Status, res.HTTP.Location)
 		}
@@ -305,7 +307,7 @@ func TestHTTPTracePhases(t *testing.T) {
 		}
 	}
 	// Failed during TLS: tls counts up to the failure, later phases are absent.
-	tr = &httpTrace{start: t0, connStart: at(0), connDone: at(5), tlsStart: at(5), hostIsIP: true}
+	tr = &httpTrace{start: t0, connStart: at(0), connDone: at(5), tlsStart: at(5), addrKnown: true}
 	res = result.Result{}
 	tr.fillPhases(&res, at(50))
 	if durOf(res.TLSMs) != 45*time.Millisecond || res.TTFBMs != nil || res.DNSMs != nil || tr.phase() != PhaseTLS {
@@ -364,4 +366,282 @@ func makeTestCert(t *testing.T, tmpl x509.Certificate) ([]byte, tls.Certificate)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
 		tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// runHTTPAll runs an http check and returns every result, each validated.
+func runHTTPAll(t *testing.T, c *Check) []*result.Result {
+	t.Helper()
+	if c.Name == "" {
+		c.Name = "test"
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 10 * time.Second
+	}
+	rs, err := HTTP(context.Background(), c)
+	if err != nil {
+		t.Fatalf("HTTP(%s): %v", c.Target, err)
+	}
+	for i, r := range rs {
+		if err := r.Validate(); err != nil {
+			t.Errorf("result %d does not validate: %v", i, err)
+		}
+	}
+	return rs
+}
+
+// countConns serves h and counts the connections clients opened.
+func countConns(t *testing.T, h http.Handler, tls bool) (*httptest.Server, func() int) {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(h)
+	var mu sync.Mutex
+	n := 0
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			n++
+			mu.Unlock()
+		}
+	}
+	if tls {
+		srv.EnableHTTP2 = true
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	t.Cleanup(srv.Close)
+	return srv, func() int { mu.Lock(); defer mu.Unlock(); return n }
+}
+
+func TestHTTPRedirectHops(t *testing.T) {
+	srv, conns := countConns(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/a":
+			http.Redirect(w, r, "/b", http.StatusFound)
+		case "/b":
+			time.Sleep(httpDelay) // only hop 1's ttfb holds this
+			http.Redirect(w, r, "/c?x=1", http.StatusMovedPermanently)
+		case "/c":
+			fmt.Fprint(w, "arrived")
+		}
+	}), false)
+	rs := runHTTPAll(t, &Check{Target: srv.URL + "/a", HTTP: HTTPOptions{BodyContains: "arrived"}})
+	if len(rs) != 3 {
+		t.Fatalf("got %d results, want one per hop (3)", len(rs))
+	}
+	for i, want := range []struct {
+		url, location string
+		status        int
+	}{{srv.URL + "/a", "/b", 302}, {srv.URL + "/b", "/c?x=1", 301}, {srv.URL + "/c?x=1", "", 200}} {
+		res := rs[i]
+		wantHTTPClass(t, res, "")
+		h := res.HTTP
+		if h.Hop != i || h.URL != want.url || h.Status != want.status || h.Location != want.location {
+			t.Errorf("hop %d: got hop %d url %q status %d location %q, want %d %q %d %q",
+				i, h.Hop, h.URL, h.Status, h.Location, i, want.url, want.status, want.location)
+		}
+		if h.ConnReused == nil || *h.ConnReused || res.Target != srv.URL+"/a" {
+			t.Errorf("hop %d: got conn_reused %v target %q, want a fresh connection and the check's target", i, h.ConnReused, res.Target)
+		}
+		wantBetween(t, fmt.Sprintf("hop %d connect_ms", i), res.ConnectMs, 0, httpDelay)
+	}
+	wantBetween(t, "hop 1 ttfb_ms", rs[1].TTFBMs, httpDelay, httpDelay+time.Second)
+	wantBetween(t, "hop 2 ttfb_ms", rs[2].TTFBMs, 0, httpDelay)
+	wantBetween(t, "hop 2 total_ms", rs[2].TotalMs, 0, httpDelay)
+	if got := conns(); got != 3 {
+		t.Errorf("server saw %d connections, want 3 (a fresh one per hop)", got)
+	}
+}
+
+func TestHTTPRedirectAssertionsOnLastHop(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/loop":
+			http.Redirect(w, r, "/loop", http.StatusTemporaryRedirect)
+		case "/gone":
+			http.Redirect(w, r, "/404", http.StatusSeeOther)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	rs := runHTTPAll(t, &Check{Target: srv.URL + "/gone"})
+	if len(rs) != 2 {
+		t.Fatalf("got %d results, want 2", len(rs))
+	}
+	wantHTTPClass(t, rs[0], "")
+	wantHTTPClass(t, rs[1], result.ErrHTTPStatus)
+
+	rs = runHTTPAll(t, &Check{Target: srv.URL + "/loop", HTTP: HTTPOptions{MaxRedirects: 2}})
+	if len(rs) != 3 {
+		t.Fatalf("got %d results, want 3 (the target and 2 redirects)", len(rs))
+	}
+	wantHTTPClass(t, rs[2], result.ErrHTTP)
+	if !strings.Contains(rs[2].ErrorMessage, "max_redirects") {
+		t.Errorf("got message %q, want it to name max_redirects", rs[2].ErrorMessage)
+	}
+}
+
+func TestHTTPRedirectToOtherHostDropsCredentials(t *testing.T) {
+	var gotAuth string
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotAuth = r.Header.Get("Authorization") + "|" + r.Header.Get("X-Keep")
+	}))
+	defer other.Close()
+	first := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/x", http.StatusFound)
+	}))
+	defer first.Close()
+	rs := runHTTPAll(t, &Check{Target: first.URL, HTTP: HTTPOptions{Headers: map[string]string{"Authorization": "secret", "X-Keep": "y"}}})
+	if len(rs) != 2 || rs[1].HTTP.URL != other.URL+"/x" {
+		t.Fatalf("got %d results, want 2 ending at %s", len(rs), other.URL+"/x")
+	}
+	if gotAuth != "|y" {
+		t.Errorf("other host got Authorization|X-Keep %q, want only X-Keep", gotAuth)
+	}
+}
+
+func TestHTTPWarm(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		tls   bool
+		proto string
+	}{{"http1", false, "HTTP/1.1"}, {"h2", true, "HTTP/2.0"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, conns := countConns(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				fmt.Fprint(w, "hi")
+			}), tc.tls)
+			ns := testsrv.NewDNS(t, "warm.test. 60 IN A 127.0.0.1")
+			_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+			scheme := strings.SplitN(srv.URL, ":", 2)[0]
+			o := HTTPOptions{Warm: true, DialOptions: DialOptions{Resolver: ns.Addr}}
+			if tc.tls {
+				o.CAFile = writeTestPEM(t, srv.Certificate().Raw)
+			}
+			host := "warm.test"
+			if tc.tls { // httptest's certificate names example.com
+				host = "example.com"
+				ns.Add("example.com. 60 IN A 127.0.0.1")
+			}
+			rs := runHTTPAll(t, &Check{Target: scheme + "://" + host + ":" + port + "/", HTTP: o})
+			if len(rs) != 2 {
+				t.Fatalf("got %d results, want the cold and the warm one", len(rs))
+			}
+			cold, warm := rs[0], rs[1]
+			wantHTTPClass(t, cold, "")
+			wantHTTPClass(t, warm, "")
+			if *cold.HTTP.ConnReused || cold.HTTP.DNSSource != "resolver" || cold.DNSMs == nil || cold.ConnectMs == nil {
+				t.Errorf("cold: got reused %v dns_source %q dns %v connect %v, want fresh, resolver, both phases",
+					*cold.HTTP.ConnReused, cold.HTTP.DNSSource, cold.DNSMs, cold.ConnectMs)
+			}
+			if warm.HTTP.ConnReused == nil || !*warm.HTTP.ConnReused || warm.HTTP.DNSSource != "cache" || warm.HTTP.Proto != tc.proto {
+				t.Errorf("warm: got %+v, want conn_reused, dns_source cache, %s", warm.HTTP, tc.proto)
+			}
+			wantAbsent(t, "warm dns_ms", warm.DNSMs)
+			wantAbsent(t, "warm connect_ms", warm.ConnectMs)
+			wantAbsent(t, "warm tls_ms", warm.TLSMs)
+			wantBetween(t, "warm ttfb_ms", warm.TTFBMs, 0, time.Second)
+			if got := conns(); got != 1 {
+				t.Errorf("server saw %d connections, want 1", got)
+			}
+		})
+	}
+}
+
+func TestHTTPResolverPinsAddress(t *testing.T) {
+	var gotHost string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { gotHost = r.Host }))
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	ns := testsrv.NewDNS(t, "pinned.test. 60 IN A 127.0.0.1")
+	ns.SetDelay(httpDelay)
+	res := runHTTP(t, &Check{Target: "http://pinned.test:" + port + "/", HTTP: HTTPOptions{DialOptions: DialOptions{Resolver: ns.Addr, Family: "ip4"}}})
+	wantHTTPClass(t, res, "")
+	wantBetween(t, "dns_ms", res.DNSMs, httpDelay, httpDelay+time.Second)
+	wantBetween(t, "connect_ms", res.ConnectMs, 0, httpDelay)
+	wantBetween(t, "ttfb_ms", res.TTFBMs, 0, httpDelay)
+	if res.HTTP.RemoteIP != "127.0.0.1" || res.HTTP.DNSSource != "resolver" || gotHost != "pinned.test:"+port {
+		t.Errorf("got remote %q dns_source %q server saw Host %q, want 127.0.0.1, resolver, pinned.test:%s",
+			res.HTTP.RemoteIP, res.HTTP.DNSSource, gotHost, port)
+	}
+	ns.SetDelay(0)
+
+	res = runHTTP(t, &Check{Target: "http://missing.test:" + port + "/", HTTP: HTTPOptions{DialOptions: DialOptions{Resolver: ns.Addr}}})
+	wantHTTPClass(t, res, result.ErrDNSNXDomain)
+	wantBetween(t, "dns_ms", res.DNSMs, 0, time.Second)
+	wantAbsent(t, "connect_ms", res.ConnectMs)
+	wantBetween(t, "total_ms", res.TotalMs, 0, time.Second)
+
+	// both: one result per family; this name has no AAAA.
+	rs := runHTTPAll(t, &Check{Target: "http://pinned.test:" + port + "/", HTTP: HTTPOptions{DialOptions: DialOptions{Resolver: ns.Addr, Family: "both"}}})
+	if len(rs) != 2 {
+		t.Fatalf("got %d results with family both, want 2", len(rs))
+	}
+	wantHTTPClass(t, rs[0], "")
+	if rs[1].OK || !strings.HasPrefix(rs[1].Error, "dns_") || rs[1].ConnectMs != nil {
+		t.Errorf("ip6 result: got ok=%v error %q connect %v, want a dns_ failure before any connect", rs[1].OK, rs[1].Error, rs[1].ConnectMs)
+	}
+}
+
+func TestHTTPSPinnedKeepsSNI(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	ns := testsrv.NewDNS(t, "example.com. 60 IN A 127.0.0.1")
+	res := runHTTP(t, &Check{Target: "https://example.com:" + port + "/",
+		HTTP: HTTPOptions{CAFile: writeTestPEM(t, srv.Certificate().Raw), DialOptions: DialOptions{Resolver: ns.Addr}}})
+	wantHTTPClass(t, res, "")
+	if res.TLS == nil || res.TLS.TLSSNI != "example.com" || res.HTTP.RemoteIP != "127.0.0.1" {
+		t.Errorf("got tls %+v remote %q, want SNI example.com to 127.0.0.1", res.TLS, res.HTTP.RemoteIP)
+	}
+}
+
+func TestHTTPCacheBust(t *testing.T) {
+	var mu sync.Mutex
+	var queries []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		queries = append(queries, r.URL.RawQuery)
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	rs := runHTTPAll(t, &Check{Target: srv.URL + "/o?v=2", HTTP: HTTPOptions{CacheBust: true, Warm: true}})
+	if len(rs) != 2 || len(queries) != 2 {
+		t.Fatalf("got %d results and %d requests, want 2 and 2", len(rs), len(queries))
+	}
+	for i, q := range queries {
+		if !strings.HasPrefix(q, "v=2&"+cacheBustParam+"=") || len(q) != len("v=2&"+cacheBustParam+"=")+16 {
+			t.Errorf("request %d: got query %q, want v=2&%s=<16 hex>", i, q, cacheBustParam)
+		}
+		if rs[i].HTTP.URL != srv.URL+"/o?"+q {
+			t.Errorf("result %d: got url %q, want the busted URL", i, rs[i].HTTP.URL)
+		}
+	}
+	if queries[0] == queries[1] {
+		t.Errorf("cold and warm requests used the same buster %q", queries[0])
+	}
+}
+
+func TestHTTPCDNFields(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Server", "cloudflare")
+		w.Header().Set("CF-RAY", "8a1b2c3d4e5f6789-AMS")
+		w.Header().Set("CF-Cache-Status", "HIT")
+		w.Header().Set("Age", "30")
+	}))
+	defer srv.Close()
+	res := runHTTP(t, &Check{Target: srv.URL})
+	if h := res.HTTP; h.CDN != "cloudflare" || h.CDNPoP != "AMS" || h.CDNCache != "hit" {
+		t.Errorf("got cdn %q pop %q cache %q, want cloudflare AMS hit", h.CDN, h.CDNPoP, h.CDNCache)
+	}
+}
+
+func TestHTTPBadOptions(t *testing.T) {
+	for _, o := range []HTTPOptions{
+		{DialOptions: DialOptions{Family: "ipx"}},
+		{MaxRedirects: -1},
+	} {
+		if _, err := HTTP(context.Background(), &Check{Name: "bad", Kind: "http", Target: "http://example.com/", HTTP: o}); err == nil {
+			t.Errorf("HTTP with %+v: got no error, want one", o)
+		}
+	}
 }

@@ -52,10 +52,6 @@ const systemStore = "system"
 // platform's roots. Tests set their own CA here.
 var systemRoots *x509.CertPool
 
-// errTLSCertExpiring is the class of a valid certificate too close to its end.
-// TODO(lead): move to internal/result/errclass.go as ErrTLSCertExpiring.
-const errTLSCertExpiring = "tls_cert_expiring"
-
 // tlsCheck is a tls check's options, parsed and loaded.
 type tlsCheck struct {
 	config   *tls.Config // a template: cloned per connection
@@ -215,7 +211,7 @@ func (tc *tlsCheck) judge(res *result.Result, leaf *x509.Certificate, errs map[s
 		}
 	}
 	if days := *res.TLS.CertDaysLeft; tc.minDays > 0 && days < tc.minDays {
-		res.Fail(errTLSCertExpiring, fmt.Errorf("certificate expires in %.2f days, under min_days_left %v", days, tc.minDays))
+		res.Fail(result.ErrTLSCertExpiring, fmt.Errorf("certificate expires in %.2f days, under min_days_left %v", days, tc.minDays))
 	}
 }
 

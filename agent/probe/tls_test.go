@@ -105,7 +105,7 @@ func TestTLSVerification(t *testing.T) {
 		{"insecure records but accepts", testsrv.SelfSigned(t, testsrv.Leaf{Names: []string{"other.test"}}),
 			TLSOptions{InsecureSkipVerify: true}, "", []result.TrustCheck{sys(false, result.ErrTLSCertUntrusted)}},
 		{"min days left", root.Issue(t, good),
-			TLSOptions{MinDaysLeft: 100}, errTLSCertExpiring, []result.TrustCheck{sys(true, "")}},
+			TLSOptions{MinDaysLeft: 100}, result.ErrTLSCertExpiring, []result.TrustCheck{sys(true, "")}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := testsrv.NewTLS(t, testsrv.TLSConfig{Cert: tc.cert})

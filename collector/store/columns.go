@@ -72,6 +72,7 @@ var resultColumns = []column{
 	{"redirect_hop", httpField(func(h *result.HTTP) any { return uint8(min(h.Hop, 255)) }, uint8(0))},
 	{"location", httpField(func(h *result.HTTP) any { return h.Location }, "")},
 	{"cdn", httpField(func(h *result.HTTP) any { return h.CDN }, "")},
+	{"cdn_member", httpField(func(h *result.HTTP) any { return h.CDNMember }, "")},
 	{"cdn_pop", httpField(func(h *result.HTTP) any { return h.CDNPoP }, "")},
 	{"cdn_cache", httpField(func(h *result.HTTP) any { return h.CDNCache }, "")},
 

@@ -45,7 +45,7 @@ demo="127.0.0.1:$(free_port 8081)"
 pids+=($!)
 
 listen="127.0.0.1:$(free_port 8080)"
-"$bin/meridian" serve --listen "$listen" > "$var/collector.log" 2>&1 &
+"$bin/meridian" serve --listen "$listen" --spool-dir "$var/collector-spool" > "$var/collector.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do curl -fs "http://$listen/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 

@@ -86,6 +86,7 @@ type HTTP struct {
 	Hop       int    `json:"redirect_hop,omitempty"` // 0 for the first request
 	Location  string `json:"location,omitempty"`     // redirect target, if any
 	CDN       string `json:"cdn,omitempty"`          // vendor, from response headers
+	CDNMember string `json:"cdn_member,omitempty"`   // the cdn check member fetched
 	CDNPoP    string `json:"cdn_pop,omitempty"`
 	CDNCache  string `json:"cdn_cache,omitempty"` // hit, miss, …
 }

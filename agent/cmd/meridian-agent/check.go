@@ -89,11 +89,17 @@ func cliCheck(c *cli.Context) (*probe.Check, error) {
 	ck.HTTP.InsecureSkipVerify = c.Bool("insecure")
 	ck.HTTP.CAFile = c.String("ca")
 	ck.TLS.InsecureSkipVerify = c.Bool("insecure")
+	if ca := c.String("ca"); ca != "" {
+		ck.TLS.TrustStores = map[string]string{"ca": ca}
+	}
 	if r := c.String("resolver"); r != "" {
 		if _, _, err := net.SplitHostPort(r); err != nil {
 			return nil, cliutil.UsageError("--resolver %q: want HOST:PORT, such as 1.1.1.1:53", r)
 		}
 		ck.DNS.Resolvers = []string{r}
+		for _, d := range []*probe.DialOptions{&ck.HTTP.DialOptions, &ck.TCP.DialOptions, &ck.TLS.DialOptions, &ck.ICMP.DialOptions} {
+			d.Resolver = r
+		}
 	}
 	return ck, nil
 }

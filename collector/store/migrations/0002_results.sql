@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS {{.DB}}.results {{.OnCluster}} (
     redirect_hop    UInt8,
     location        String,
     cdn             LowCardinality(String),
+    cdn_member      LowCardinality(String),
     cdn_pop         LowCardinality(String),
     cdn_cache       LowCardinality(String),
 
