@@ -24,6 +24,7 @@ type Check struct {
 	TLS     TLSOptions     `yaml:"tls"`
 	ICMP    ICMPOptions    `yaml:"icmp"`
 	Browser BrowserOptions `yaml:"browser"`
+	CDN     CDNOptions     `yaml:"cdn"`
 }
 
 // Func runs a check once. It returns one result per thing measured (one per
@@ -39,7 +40,14 @@ var Probes = map[string]Func{
 	result.KindDNS:  DNS,
 	result.KindTCP:  TCP,
 	result.KindTLS:  TLS,
+	result.KindICMP: ICMP,
+	// KindCDN produces http results (one per member), so it is a check
+	// kind but not a result kind.
+	KindCDN: CDN,
 }
+
+// KindCDN is the kind of a cdn check: the same object through several CDNs.
+const KindCDN = "cdn"
 
 // Run runs c with the probe of its kind.
 func Run(ctx context.Context, c *Check) ([]*result.Result, error) {
@@ -52,7 +60,7 @@ func Run(ctx context.Context, c *Check) ([]*result.Result, error) {
 
 func kinds() []string {
 	var ks []string
-	for _, k := range result.Kinds {
+	for _, k := range append(append([]string(nil), result.Kinds...), KindCDN) {
 		if _, ok := Probes[k]; ok {
 			ks = append(ks, k)
 		}
