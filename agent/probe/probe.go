@@ -36,11 +36,12 @@ type Func func(ctx context.Context, c *Check) ([]*result.Result, error)
 
 // Probes maps each kind to its probe. It is the one place kinds register.
 var Probes = map[string]Func{
-	result.KindHTTP: HTTP,
-	result.KindDNS:  DNS,
-	result.KindTCP:  TCP,
-	result.KindTLS:  TLS,
-	result.KindICMP: ICMP,
+	result.KindHTTP:    HTTP,
+	result.KindDNS:     DNS,
+	result.KindTCP:     TCP,
+	result.KindTLS:     TLS,
+	result.KindBrowser: Browser,
+	result.KindICMP:    ICMP,
 	// KindCDN produces http results (one per member), so it is a check
 	// kind but not a result kind.
 	KindCDN: CDN,
