@@ -27,6 +27,7 @@ test:
 bench:
 	go test -run '^$$' -bench . -benchmem ./...
 	MERIDIAN_ACCURACY=1 go test -count=1 -v -run '^TestAccuracyReport$$' ./agent/probe/ | grep -v '^[=-]'
+	MERIDIAN_BENCH=1 go test -count=1 -v -timeout 20m -run '^TestAgentFootprint$$' ./e2e/ | grep -v '^[=-]\|\[agent\]'
 
 ## lint: formatting, vet, staticcheck
 lint:
