@@ -4,6 +4,7 @@ package sched
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -73,11 +74,15 @@ type Stats struct {
 
 // Scheduler runs checks on their intervals until Stop.
 type Scheduler struct {
-	opts   Options
-	sink   Sink
-	clock  clock
-	checks []*checkState
-	sem    chan struct{}
+	opts  Options
+	sink  Sink
+	clock clock
+	sem   chan struct{}
+
+	mu      sync.Mutex // guards checks, started and stopped
+	checks  []*checkState
+	started bool
+	stopped bool
 
 	loopCtx   context.Context // cancelled by Stop: no new runs
 	stopLoops context.CancelFunc
@@ -91,9 +96,28 @@ type Scheduler struct {
 
 type checkState struct {
 	check   probe.Check
+	fp      string // the check's configuration as JSON, to tell a changed check from the same one
 	stagger time.Duration
 	jitter  time.Duration
-	running atomic.Bool
+	// running is shared with the state a changed check replaces, so the new
+	// one never runs while the old one's last run is still in flight.
+	running *atomic.Bool
+	stop    chan struct{} // closed when Update removes or replaces the check
+}
+
+func (s *Scheduler) newState(c probe.Check) *checkState {
+	fp, err := json.Marshal(c)
+	if err != nil { // cannot happen for configs decoded from YAML; treat as always changed
+		fp = []byte(fmt.Sprintf("unmarshalable %p", &c))
+	}
+	return &checkState{
+		check:   c,
+		fp:      string(fp),
+		stagger: Stagger(s.opts.Agent, c.Name, c.Interval),
+		jitter:  jitterFor(s.opts.Jitter, c.Interval),
+		running: new(atomic.Bool),
+		stop:    make(chan struct{}),
+	}
 }
 
 // New returns a Scheduler for checks (already validated: interval ≥ 1s,
@@ -114,11 +138,7 @@ func newWithClock(checks []probe.Check, sink Sink, opts Options, clk clock) *Sch
 	}
 	s := &Scheduler{opts: opts, sink: sink, clock: clk, sem: make(chan struct{}, opts.Concurrency)}
 	for _, c := range checks {
-		s.checks = append(s.checks, &checkState{
-			check:   c,
-			stagger: Stagger(opts.Agent, c.Name, c.Interval),
-			jitter:  jitterFor(opts.Jitter, c.Interval),
-		})
+		s.checks = append(s.checks, s.newState(c))
 	}
 	s.loopCtx, s.stopLoops = context.WithCancel(context.Background())
 	s.runCtx, s.abortRuns = context.WithCancel(context.Background())
@@ -151,10 +171,91 @@ func jitterFor(j, interval time.Duration) time.Duration {
 
 // Start starts one loop per check.
 func (s *Scheduler) Start() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started || s.stopped {
+		return
+	}
+	s.started = true
 	for _, c := range s.checks {
 		s.loops.Add(1)
 		go s.loop(c)
 	}
+}
+
+// Update replaces the set of checks while the scheduler runs, without
+// cancelling any run in flight: a new check starts (its first run staggered
+// from now, as on Start), a removed one runs no more but its run in flight
+// finishes and is published, a changed one (same name, other settings)
+// restarts with its new settings once its run in flight is over, and an
+// unchanged one keeps its schedule. Checks are matched by name; names must
+// be unique (a duplicate is logged and ignored). Update after Stop does
+// nothing.
+func (s *Scheduler) Update(checks []probe.Check) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return
+	}
+	old := make(map[string]*checkState, len(s.checks))
+	for _, c := range s.checks {
+		old[c.check.Name] = c
+	}
+	next := make([]*checkState, 0, len(checks))
+	seen := make(map[string]bool, len(checks))
+	var added, changed, kept []string
+	var start []*checkState
+	for _, c := range checks {
+		if seen[c.Name] {
+			s.opts.Logger.Error("ignoring a second check with the same name", "check", c.Name)
+			continue
+		}
+		seen[c.Name] = true
+		st := s.newState(c)
+		prev, ok := old[c.Name]
+		switch {
+		case ok && prev.fp == st.fp:
+			next = append(next, prev)
+			kept = append(kept, c.Name)
+			continue
+		case ok:
+			close(prev.stop)
+			st.running = prev.running
+			changed = append(changed, c.Name)
+		default:
+			added = append(added, c.Name)
+		}
+		next = append(next, st)
+		start = append(start, st)
+	}
+	var removed []string
+	for _, c := range s.checks {
+		if !seen[c.check.Name] {
+			close(c.stop)
+			removed = append(removed, c.check.Name)
+		}
+	}
+	s.checks = next
+	if s.started {
+		for _, c := range start {
+			s.loops.Add(1)
+			go s.loop(c)
+		}
+	}
+	if len(added)+len(changed)+len(removed) > 0 {
+		s.opts.Logger.Info("checks updated", "added", added, "changed", changed, "removed", removed, "unchanged", len(kept))
+	}
+}
+
+// Checks returns the checks now scheduled.
+func (s *Scheduler) Checks() []probe.Check {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]probe.Check, len(s.checks))
+	for i, c := range s.checks {
+		out[i] = c.check
+	}
+	return out
 }
 
 // abortGrace is how long Stop waits, after cancelling the runs still in
@@ -166,7 +267,10 @@ const abortGrace = time.Second
 // then it cancels them, drops their results and returns ctx's error. When
 // Stop returns, every result it did not drop has been published.
 func (s *Scheduler) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	s.stopped = true
 	s.stopLoops()
+	s.mu.Unlock()
 	s.loops.Wait()
 	done := make(chan struct{})
 	go func() { s.inflight.Wait(); close(done) }()
@@ -188,8 +292,10 @@ func (s *Scheduler) Stop(ctx context.Context) error {
 	}
 }
 
-// running counts the checks with a run in flight.
+// running counts the checks with a run in flight (removed ones aside).
 func (s *Scheduler) running() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	n := 0
 	for _, c := range s.checks {
 		if c.running.Load() {
@@ -209,14 +315,23 @@ func (s *Scheduler) loop(c *checkState) {
 	select {
 	case <-s.loopCtx.Done():
 		return
+	case <-c.stop:
+		return
 	case <-s.clock.After(c.stagger):
 	}
 	t := s.clock.NewTicker(c.check.Interval)
 	defer t.Stop()
 	for {
+		select {
+		case <-c.stop: // a tick and the stop can be ready at once
+			return
+		default:
+		}
 		s.launch(c)
 		select {
 		case <-s.loopCtx.Done():
+			return
+		case <-c.stop:
 			return
 		case <-t.C():
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/meridian-net/meridian/collector/enrich"
 	"github.com/meridian-net/meridian/collector/store"
 	rumjs "github.com/meridian-net/meridian/rum-js"
 )
@@ -39,6 +40,15 @@ type Config struct {
 	MaxBodyBytes  int64
 	MaxBatchBytes int64
 	Logger        *slog.Logger
+	// Sites and Beacons turn on POST /v1/beacon (404 without them);
+	// Enricher derives location and ASN (none: those fields stay empty).
+	Sites    Sites
+	Beacons  BeaconWriter
+	Enricher *enrich.Enricher
+	// AgentConfigs serves GET /v1/agent/config (always 404 without it);
+	// Heartbeats takes POST /v1/agent/heartbeat (404 without it).
+	AgentConfigs AgentConfigs
+	Heartbeats   Heartbeats
 }
 
 // New returns the collector's HTTP handler.
@@ -54,6 +64,9 @@ func New(cfg Config) http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/results", &resultsHandler{cfg: cfg})
+	mux.Handle("GET /v1/agent/config", &agentConfigHandler{cfg: cfg})
+	mux.Handle("POST /v1/agent/heartbeat", &heartbeatHandler{cfg: cfg})
+	mux.Handle("/v1/beacon", newBeaconHandler(cfg))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})

@@ -44,30 +44,15 @@ type WriterOptions struct {
 type Writer struct {
 	conn  driver.Conn
 	opt   WriterOptions
-	in    chan *writeReq
-	done  chan struct{}
+	b     *batcher[Row]
 	spool *diskSpool // nil without SpoolDir
 	stop  chan struct{}
 	wg    sync.WaitGroup
 }
 
-type writeReq struct {
-	rows []Row
-	err  chan error // buffered, 1
-}
-
 // NewWriter starts a writer; Close stops it. It fails only when the spool
 // directory cannot be used.
 func NewWriter(conn driver.Conn, opt WriterOptions) (*Writer, error) {
-	if opt.MaxRows <= 0 {
-		opt.MaxRows = 10000
-	}
-	if opt.MaxDelay <= 0 {
-		opt.MaxDelay = 250 * time.Millisecond
-	}
-	if opt.Queue <= 0 {
-		opt.Queue = 1024
-	}
 	if opt.SpoolMaxBytes <= 0 {
 		opt.SpoolMaxBytes = 1 << 30
 	}
@@ -77,7 +62,7 @@ func NewWriter(conn driver.Conn, opt WriterOptions) (*Writer, error) {
 	if opt.Logf == nil {
 		opt.Logf = func(string, ...any) {}
 	}
-	w := &Writer{conn: conn, opt: opt, in: make(chan *writeReq, opt.Queue), done: make(chan struct{}), stop: make(chan struct{})}
+	w := &Writer{conn: conn, opt: opt, stop: make(chan struct{})}
 	if opt.SpoolDir != "" {
 		sp, err := openDiskSpool(opt.SpoolDir, opt.SpoolMaxBytes)
 		if err != nil {
@@ -87,76 +72,21 @@ func NewWriter(conn driver.Conn, opt WriterOptions) (*Writer, error) {
 		w.wg.Add(1)
 		go w.drainLoop()
 	}
-	go w.loop()
+	w.b = newBatcher(opt, w.insert)
 	return w, nil
 }
 
-// Write stores rows and returns once they are in ClickHouse (nil) or could
-// not be stored (an error; nothing of a failed flush is acknowledged).
-func (w *Writer) Write(ctx context.Context, rows []Row) error {
-	if len(rows) == 0 {
-		return nil
-	}
-	req := &writeReq{rows: rows, err: make(chan error, 1)}
-	select {
-	case w.in <- req:
-	default:
-		return ErrOverloaded
-	}
-	select {
-	case err := <-req.err:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+// Write stores rows and returns once they are durable: in ClickHouse or,
+// while it is away, in the spool (nil); otherwise an error and nothing of
+// the rows is acknowledged.
+func (w *Writer) Write(ctx context.Context, rows []Row) error { return w.b.write(ctx, rows) }
 
 // Close flushes what is pending and stops the writer. Spooled batches stay
 // on disk for the next start.
 func (w *Writer) Close() {
-	close(w.in)
-	<-w.done
+	w.b.close()
 	close(w.stop)
 	w.wg.Wait()
-}
-
-func (w *Writer) loop() {
-	defer close(w.done)
-	var (
-		pending []*writeReq
-		n       int
-		timer   = time.NewTimer(time.Hour)
-	)
-	timer.Stop()
-	flush := func() {
-		if len(pending) > 0 {
-			err := w.insert(pending, n)
-			for _, r := range pending {
-				r.err <- err
-			}
-		}
-		pending, n = pending[:0], 0
-		timer.Stop()
-	}
-	for {
-		select {
-		case req, ok := <-w.in:
-			if !ok {
-				flush()
-				return
-			}
-			if len(pending) == 0 {
-				timer.Reset(w.opt.MaxDelay)
-			}
-			pending = append(pending, req)
-			n += len(req.rows)
-			if n >= w.opt.MaxRows {
-				flush()
-			}
-		case <-timer.C:
-			flush()
-		}
-	}
 }
 
 var insertResults = func() string {
@@ -169,20 +99,13 @@ var insertResults = func() string {
 
 // insert writes the requests' rows to ClickHouse or, failing that, to the
 // spool; either way a nil error means the rows are durable.
-func (w *Writer) insert(reqs []*writeReq, n int) error {
-	rows := make([][]Row, len(reqs))
-	for i, r := range reqs {
-		rows[i] = r.rows
-	}
-	err := w.send(rows, n)
+func (w *Writer) insert(rows []Row) error {
+	n := len(rows)
+	err := w.send(rows)
 	if err == nil || w.spool == nil {
 		return err
 	}
-	var all []Row
-	for _, r := range rows {
-		all = append(all, r...)
-	}
-	if serr := w.spool.put(all); serr != nil {
+	if serr := w.spool.put(rows); serr != nil {
 		w.opt.Logf("cannot spool %d results after a failed insert (%v): %v", n, err, serr)
 		return serr
 	}
@@ -190,7 +113,8 @@ func (w *Writer) insert(reqs []*writeReq, n int) error {
 	return nil
 }
 
-func (w *Writer) send(rows [][]Row, n int) error {
+func (w *Writer) send(rows []Row) error {
+	n := len(rows)
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -205,21 +129,19 @@ func (w *Writer) send(rows [][]Row, n int) error {
 	return nil
 }
 
-func (w *Writer) appendAndSend(ctx context.Context, rows [][]Row) error {
+func (w *Writer) appendAndSend(ctx context.Context, rows []Row) error {
 	batch, err := w.conn.PrepareBatch(ctx, insertResults)
 	if err != nil {
 		return err
 	}
 	defer batch.Abort()
 	vals := make([]any, len(resultColumns))
-	for _, rs := range rows {
-		for i := range rs {
-			for j, c := range resultColumns {
-				vals[j] = c.value(&rs[i])
-			}
-			if err := batch.Append(vals...); err != nil {
-				return fmt.Errorf("result %s: %w", rs[i].ID, err)
-			}
+	for i := range rows {
+		for j, c := range resultColumns {
+			vals[j] = c.value(&rows[i])
+		}
+		if err := batch.Append(vals...); err != nil {
+			return fmt.Errorf("result %s: %w", rows[i].ID, err)
 		}
 	}
 	return batch.Send()
@@ -261,7 +183,7 @@ func (w *Writer) drain() {
 			w.spool.done(f, fi.Size())
 			continue
 		}
-		if err := w.send([][]Row{rows}, len(rows)); err != nil {
+		if err := w.send(rows); err != nil {
 			return // still away; try again next tick
 		}
 		w.spool.done(f, fi.Size())

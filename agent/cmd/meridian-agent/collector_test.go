@@ -41,6 +41,10 @@ func newCollector(t *testing.T) (*fakeCollector, string) {
 }
 
 func (c *fakeCollector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/v1/agent/") { // remote config and heartbeats: none here
+		http.NotFound(w, r)
+		return
+	}
 	if r.URL.Path != "/v1/results" || r.Header.Get("Authorization") != "Bearer "+testToken {
 		c.mu.Lock()
 		c.badTok++

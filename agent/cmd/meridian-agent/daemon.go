@@ -73,6 +73,8 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "metrics-listen", Usage: "serve /metrics on `ADDR`, such as 127.0.0.1:9101"},
 			&cli.DurationFlag{Name: "stop-timeout", Value: defaultStopTimeout,
 				Usage: "on SIGTERM, wait `D` for checks in flight, then abandon them (a last ship attempt follows)"},
+			&cli.DurationFlag{Name: "config-poll", Value: defaultConfigPoll,
+				Usage: "poll the collector for remote checks every `D` (0: never); a change applies without a restart"},
 		},
 		Action: runAction,
 	}
@@ -106,6 +108,8 @@ func runAction(c *cli.Context) error {
 		return cliutil.UsageError("%v", config.ValidateCollector(cfg.Collector))
 	case c.Duration("stop-timeout") <= 0:
 		return cliutil.UsageError("--stop-timeout %v must be positive, such as 5s", c.Duration("stop-timeout"))
+	case c.Duration("config-poll") < 0:
+		return cliutil.UsageError("--config-poll %v must be 0 (never) or positive, such as 30s", c.Duration("config-poll"))
 	}
 	if err := os.MkdirAll(c.String("data-dir"), 0o755); err != nil {
 		return fmt.Errorf("cannot create data dir: %w", err)
@@ -119,12 +123,15 @@ func runAction(c *cli.Context) error {
 		return err
 	}
 	defer stopMetrics()
-	return daemon(c.Context, cfg, daemonOptions{dataDir: c.String("data-dir"), stopTimeout: c.Duration("stop-timeout")}, logger)
+	return daemon(c.Context, cfg, daemonOptions{dataDir: c.String("data-dir"), stopTimeout: c.Duration("stop-timeout"),
+		configPoll: c.Duration("config-poll"), heartbeat: defaultHeartbeatEvery}, logger)
 }
 
 type daemonOptions struct {
 	dataDir     string
 	stopTimeout time.Duration
+	configPoll  time.Duration // 0: no remote config
+	heartbeat   time.Duration // 0: no heartbeats
 }
 
 // daemon measures and ships until ctx is done, then stops. The spool is the
@@ -132,6 +139,8 @@ type daemonOptions struct {
 // anything is sent) and the shipper deletes from it only after a 2xx, so a
 // kill -9 at any moment loses nothing that was appended.
 func daemon(ctx context.Context, cfg *config.Config, opts daemonOptions, logger *slog.Logger) error {
+	lastErr := &lastError{}
+	logger = captureErrors(logger, lastErr)
 	sp, err := spool.Open(filepath.Join(opts.dataDir, "spool"), spool.Options{
 		MaxBytes: int64(cfg.Ship.MaxSpoolBytes),
 		Logf:     func(format string, args ...any) { logger.Warn(fmt.Sprintf(format, args...)) },
@@ -156,6 +165,10 @@ func daemon(ctx context.Context, cfg *config.Config, opts daemonOptions, logger 
 		"agent", cfg.Agent.Name, "region", cfg.Agent.Region, "checks", len(cfg.Checks), "collector", cfg.Collector,
 		"data_dir", opts.dataDir, "spooled", q.Len())
 	sc.Start()
+	rc := newRemote(cfg, sc, func() (int64, int64) { return int64(sp.Len()), sp.Bytes() }, lastErr, logger)
+	remoteCtx, stopRemote := context.WithCancel(bg)
+	remoteDone := make(chan struct{})
+	go func() { rc.run(remoteCtx, opts.configPoll, opts.heartbeat); close(remoteDone) }()
 	shipCtx, stopShip := context.WithCancel(bg)
 	shipped := make(chan struct{})
 	go func() { shipper.Run(shipCtx); close(shipped) }()
@@ -164,6 +177,8 @@ func daemon(ctx context.Context, cfg *config.Config, opts daemonOptions, logger 
 	logger.Info("stopping: waiting for checks in flight (signal again to exit at once; spooled results are safe)", "deadline", opts.stopTimeout)
 	stopCtx, cancel := context.WithTimeout(context.Background(), opts.stopTimeout)
 	defer cancel()
+	stopRemote() // no config change while stopping
+	<-remoteDone
 	if err := sc.Stop(stopCtx); err != nil {
 		logger.Warn("stopped checks in flight without their results", "err", err)
 	}

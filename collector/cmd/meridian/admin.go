@@ -34,8 +34,9 @@ func migrateCommand() *cli.Command {
 func agentsCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "agents",
-		Usage: "register agents and list them",
+		Usage: "register agents, list them and set their remote checks",
 		Subcommands: []*cli.Command{
+			agentConfigCommand(),
 			{
 				Name:      "add",
 				Usage:     "register an agent; prints its token (shown once) on the last line",
@@ -79,8 +80,12 @@ func agentsCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
+					beats, err := store.LatestHeartbeats(c.Context, conn)
+					if err != nil {
+						return err
+					}
 					tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
-					fmt.Fprintln(tw, "name\tregion\tadded\tlast result\tlag\tresults 24h")
+					fmt.Fprintln(tw, "name\tregion\tadded\tlast result\tlag\tresults 24h\tversion\tlast heartbeat\tspool")
 					for _, a := range agents {
 						act, seen := activity[a.Name]
 						last, lag := "never", "-"
@@ -88,8 +93,13 @@ func agentsCommand() *cli.Command {
 							last = act.LastResult.UTC().Format(time.DateTime)
 							lag = act.Lag().Round(time.Second).String()
 						}
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", a.Name, a.Region,
-							a.CreatedAt.UTC().Format(time.DateTime), last, lag, act.Results)
+						ver, beat, spool := "-", "-", "-"
+						if hb, ok := beats[a.Name]; ok {
+							ver, beat = hb.Version, hb.TS.UTC().Format(time.DateTime)
+							spool = fmt.Sprintf("%d (%s)", hb.SpoolResults, humanBytes(hb.SpoolBytes))
+						}
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", a.Name, a.Region,
+							a.CreatedAt.UTC().Format(time.DateTime), last, lag, act.Results, ver, beat, spool)
 					}
 					return tw.Flush()
 				},

@@ -20,7 +20,7 @@ func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "run the collector: ingest results, serve the beacon script, health and metrics",
-		Flags: append(clickhouseFlags(),
+		Flags: append(append(clickhouseFlags(), beaconFlags()...),
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", EnvVars: []string{"MERIDIAN_LISTEN"}, Usage: "listen on `ADDR`"},
 			&cli.StringFlag{Name: "spool-dir", Value: "var/collector-spool", EnvVars: []string{"MERIDIAN_SPOOL_DIR"}, Usage: "where batches wait (fsynced) while ClickHouse is away"},
 			&cli.Int64Flag{Name: "spool-max-bytes", Value: 1 << 30, Usage: "spool cap; past it ingest answers 503 with Retry-After"},
@@ -47,12 +47,22 @@ func serve(c *cli.Context) error {
 		return err
 	}
 	defer writer.Close()
-	handler := server.New(server.Config{
-		Agents: store.NewAgentCache(conn),
-		Writer: writer,
-		Ready:  func(ctx context.Context) error { return conn.Ping(ctx) },
-		Logger: logger,
-	})
+	heartbeats := store.NewHeartbeatWriter(conn, time.Second, func(format string, args ...any) { logger.Warn(fmt.Sprintf(format, args...)) })
+	defer heartbeats.Close()
+	cfg := server.Config{
+		Agents:       store.NewAgentCache(conn),
+		AgentConfigs: store.NewAgentConfigCache(conn),
+		Heartbeats:   heartbeats,
+		Writer:       writer,
+		Ready:        func(ctx context.Context) error { return conn.Ping(ctx) },
+		Logger:       logger,
+	}
+	closeBeacons, err := setupBeacons(c, conn, store.WriterOptions{MaxDelay: c.Duration("flush-interval")}, &cfg)
+	if err != nil {
+		return err
+	}
+	defer closeBeacons()
+	handler := server.New(cfg)
 	ln, err := net.Listen("tcp", c.String("listen"))
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w (is another collector running? pick another --listen)", c.String("listen"), err)

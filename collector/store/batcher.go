@@ -1,0 +1,98 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// batcher gathers items from concurrent callers and hands them to flush in
+// batches, by size or age; every caller learns its batch's outcome. Every
+// table's writer batches through one.
+type batcher[T any] struct {
+	opt   WriterOptions
+	in    chan *batchReq[T]
+	done  chan struct{}
+	flush func([]T) error
+}
+
+type batchReq[T any] struct {
+	items []T
+	err   chan error // buffered, 1
+}
+
+func newBatcher[T any](opt WriterOptions, flush func([]T) error) *batcher[T] {
+	if opt.MaxRows <= 0 {
+		opt.MaxRows = 10000
+	}
+	if opt.MaxDelay <= 0 {
+		opt.MaxDelay = 250 * time.Millisecond
+	}
+	if opt.Queue <= 0 {
+		opt.Queue = 1024
+	}
+	b := &batcher[T]{opt: opt, in: make(chan *batchReq[T], opt.Queue), done: make(chan struct{}), flush: flush}
+	go b.loop()
+	return b
+}
+
+func (b *batcher[T]) write(ctx context.Context, items []T) error {
+	if len(items) == 0 {
+		return nil
+	}
+	req := &batchReq[T]{items: items, err: make(chan error, 1)}
+	select {
+	case b.in <- req:
+	default:
+		return ErrOverloaded
+	}
+	select {
+	case err := <-req.err:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (b *batcher[T]) close() {
+	close(b.in)
+	<-b.done
+}
+
+func (b *batcher[T]) loop() {
+	defer close(b.done)
+	var (
+		pending []*batchReq[T]
+		items   []T
+		timer   = time.NewTimer(time.Hour)
+	)
+	timer.Stop()
+	flush := func() {
+		if len(pending) > 0 {
+			err := b.flush(items)
+			for _, r := range pending {
+				r.err <- err
+			}
+		}
+		pending, items = pending[:0], nil
+		timer.Stop()
+	}
+	for {
+		select {
+		case req, ok := <-b.in:
+			if !ok {
+				flush()
+				return
+			}
+			if len(pending) == 0 {
+				timer.Reset(b.opt.MaxDelay)
+			}
+			pending = append(pending, req)
+			items = append(items, req.items...)
+			if len(items) >= b.opt.MaxRows {
+				flush()
+			}
+		case <-timer.C:
+			flush()
+		}
+	}
+}
