@@ -22,3 +22,7 @@ echo "== ClickHouse $(clickhouse-client --port "${addr##*:}" -q 'SELECT version(
 
 echo "== go test"
 MERIDIAN_TEST_CLICKHOUSE="$addr" go test -race -timeout 15m -count=1 ./...
+
+echo "== fuzz the decoders briefly (corpora in testdata/fuzz)"
+go test -run '^$' -fuzz '^FuzzDecodeNDJSON$' -fuzztime 10s ./internal/result/
+go test -run '^$' -fuzz '^FuzzBeacon$' -fuzztime 10s ./collector/server/
