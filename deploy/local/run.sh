@@ -40,19 +40,27 @@ if [[ ! -s "$var/agent.token" ]] || ! "$bin/meridian" agents list | grep -q '^lo
 	"$bin/meridian" agents add local-1 --region local | tail -1 > "$var/agent.token"
 fi
 
-demo="127.0.0.1:$(free_port 8081)"
-"$bin/demo" --listen "$demo" > "$var/demo.log" 2>&1 &
-pids+=($!)
-
 listen="127.0.0.1:$(free_port 8080)"
 "$bin/meridian" serve --listen "$listen" --spool-dir "$var/collector-spool" > "$var/collector.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do curl -fs "http://$listen/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 
+# The demo page carries the beacon script, registered for its own origin.
+demo="127.0.0.1:$(free_port 8081)"
+site="demo-${demo##*:}"
+"$bin/meridian" sites list | grep -q "^$site " ||
+	"$bin/meridian" sites add "$site" --origin "http://$demo" --collector-url "http://$listen" > /dev/null
+snippet=$("$bin/meridian" sites snippet "$site" --collector-url "http://$listen")
+"$bin/demo" --listen "$demo" --head "$snippet" > "$var/demo.log" 2>&1 &
+pids+=($!)
+
 {
 	echo "agent: {name: local-1, region: local}"
 	echo "checks:"
 	echo "  - {name: demo, kind: http, target: \"http://$demo/\", interval: 5s}"
+	if command -v chromium >/dev/null; then
+		echo "  - {name: demo-page, kind: browser, target: \"http://$demo/\", interval: 30s}"
+	fi
 	i=0
 	for url in "$@"; do
 		i=$((i + 1))
@@ -73,7 +81,7 @@ cat <<MSG
 
 Meridian is running (Ctrl-C stops it):
   collector      http://$listen   (/healthz, /readyz, /metrics, /rum.v1.js)
-  demo target    http://$demo/
+  demo target    http://$demo/   (open it: your page view lands in rum_pageviews)
   ClickHouse     $MERIDIAN_CLICKHOUSE, database $MERIDIAN_DATABASE
                  clickhouse-client --port ${MERIDIAN_CLICKHOUSE##*:} -d $MERIDIAN_DATABASE
   logs           $var/{collector,agent,demo}.log
@@ -82,7 +90,7 @@ Meridian is running (Ctrl-C stops it):
 MSG
 while true; do
 	date '+latency over the last hour, %H:%M:%S'
-	"$bin/meridian" query latency --since 1h --by region,target
+	"$bin/meridian" query latency --since 1h --by region,check
 	echo
 	sleep 30 & wait $! || true
 done

@@ -11,7 +11,8 @@ import (
 )
 
 const page = `<!doctype html>
-<html><head><meta charset="utf-8"><title>Meridian demo target</title></head>
+<html><head><meta charset="utf-8"><title>Meridian demo target</title>
+%s</head>
 <body><h1>Meridian demo target</h1>
 <p>An agent measures this page. Each response waits %v before its first byte.</p>
 <img src="/logo.svg" width="120" height="120" alt="logo">
@@ -23,12 +24,13 @@ const logo = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><circl
 func main() {
 	listen := flag.String("listen", "127.0.0.1:8081", "listen on `ADDR`")
 	delay := flag.Duration("delay", 25*time.Millisecond, "server think time before the first byte")
+	head := flag.String("head", "", "HTML to put in <head>, such as the rum.js tag from `meridian sites snippet`")
 	flag.Parse()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(*delay)
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprintf(w, page, *delay)
+		fmt.Fprintf(w, page, *head, *delay)
 	})
 	mux.HandleFunc("GET /logo.svg", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "image/svg+xml")
