@@ -68,7 +68,7 @@ checks:
 		"tcp":     "kind = 'tcp' AND ok = 1 AND isNotNull(connect_ms) AND remote_ip = '127.0.0.1'",
 		"tls":     "kind = 'tls' AND ok = 1 AND tls_version != '' AND cert_sha256 != '' AND has(trust_store, 'lab') AND isNotNull(tls_ms)",
 		"icmp":    "kind = 'icmp' AND ok = 1 AND ping_sent = 2 AND ping_received = 2 AND isNotNull(ping_avg_ms)",
-		"browser": "kind = 'browser' AND ok = 1 AND isNotNull(fcp_ms) AND resources >= 1 AND isNotNull(load_ms)",
+		"browser": "kind = 'browser' AND ok = 1 AND isNotNull(fcp_ms) AND resources >= 1 AND isNotNull(load_ms) AND length(bh_host) >= 1",
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for kind, cond := range want {

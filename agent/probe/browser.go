@@ -104,24 +104,10 @@ func Browser(ctx context.Context, c *Check) ([]*result.Result, error) {
 	return []*result.Result{pl.res}, nil
 }
 
-// BrowserHost is one host's share of a page load. The result has no field
-// for it yet (proposed: "browser_hosts"); loadPage computes it.
-type BrowserHost struct {
-	Host      string   `json:"host"`              // host[:port] of the request URLs
-	CDN       string   `json:"cdn,omitempty"`     // vendor, from response headers (IdentifyCDN)
-	CDNPoP    string   `json:"cdn_pop,omitempty"` // of the first response that names one
-	Requests  int      `json:"requests"`          // redirect hops count one each
-	Failed    int      `json:"failed,omitempty"`
-	CacheHits int      `json:"cache_hits,omitempty"`
-	Bytes     int64    `json:"bytes"`            // on the wire, headers included
-	MaxMs     *float64 `json:"max_ms,omitempty"` // slowest request, sent to last byte
-}
-
 // pageLoad is everything one page load measured.
 type pageLoad struct {
-	res   *result.Result
-	hosts []BrowserHost
-	pid   int // the browser process that loaded it
+	res *result.Result
+	pid int // the browser process that loaded it
 }
 
 func loadPage(ctx context.Context, c *Check) (*pageLoad, error) {
@@ -239,7 +225,7 @@ func (b *browserProc) load(ctx context.Context, c *Check, u *url.URL) (*pageLoad
 	}
 	res.Browser.ConsoleErrors = rec.consoleErrors
 	rec.mu.Unlock()
-	pl.hosts = rec.hosts()
+	res.Browser.Hosts = rec.hosts()
 	res.Browser.Resources, res.Browser.PageBytes = rec.totals()
 	if res.Browser.Resources == 0 && m != nil { // no network events: fall back on resource timing
 		res.Browser.Resources, res.Browser.PageBytes = m.Resources, m.Bytes
@@ -663,16 +649,20 @@ func (r *pageRecorder) totals() (n int, bytes int64) {
 	return n, bytes
 }
 
-// hosts sums the requests per host, most bytes first.
-func (r *pageRecorder) hosts() []BrowserHost {
+// hosts sums the requests per host (result.Browser.Hosts): most bytes
+// first, the first browserMaxHosts of them, then one "(other)" entry for
+// the rest; nil if no request had a host. A host's CDN and PoP are those of
+// its first response that names a vendor; max_ms runs from the request sent
+// to its last byte (redirect hops count one each).
+func (r *pageRecorder) hosts() []result.BrowserHost {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	by := map[string]*BrowserHost{}
-	var out []*BrowserHost
+	by := map[string]*result.BrowserHost{}
+	var out []*result.BrowserHost
 	for _, q := range r.all() {
 		h := by[q.host]
 		if h == nil {
-			h = &BrowserHost{Host: q.host}
+			h = &result.BrowserHost{Host: q.host}
 			by[q.host] = h
 			out = append(out, h)
 		}
@@ -698,7 +688,10 @@ func (r *pageRecorder) hosts() []BrowserHost {
 			}
 		}
 	}
-	slices.SortStableFunc(out, func(a, b *BrowserHost) int {
+	if len(out) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(out, func(a, b *result.BrowserHost) int {
 		switch {
 		case a.Bytes != b.Bytes:
 			if a.Bytes > b.Bytes {
@@ -710,19 +703,23 @@ func (r *pageRecorder) hosts() []BrowserHost {
 		}
 		return strings.Compare(a.Host, b.Host)
 	})
-	hosts := make([]BrowserHost, 0, min(len(out), browserMaxHosts+1))
+	hosts := make([]result.BrowserHost, 0, min(len(out), browserMaxHosts+1))
 	for i, h := range out {
 		if i < browserMaxHosts {
 			hosts = append(hosts, *h)
 			continue
 		}
 		if i == browserMaxHosts {
-			hosts = append(hosts, BrowserHost{Host: "(other)"})
+			hosts = append(hosts, result.BrowserHost{Host: "(other)"}) // no CDN: the hosts differ
 		}
 		o := &hosts[browserMaxHosts]
 		o.Requests += h.Requests
 		o.Failed += h.Failed
+		o.CacheHits += h.CacheHits
 		o.Bytes += h.Bytes
+		if h.MaxMs != nil && (o.MaxMs == nil || *h.MaxMs > *o.MaxMs) {
+			o.MaxMs = h.MaxMs
+		}
 	}
 	return hosts
 }

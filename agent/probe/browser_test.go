@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
+
 	"github.com/meridian-net/meridian/internal/result"
 )
 
@@ -136,11 +138,18 @@ func TestBrowserPageWithTwoImageHosts(t *testing.T) {
 	t.Logf("ttfb=%s transfer=%s total=%s dcl=%s load=%s fcp=%s lcp=%s cls=%s tbt=%s resources=%d bytes=%d status=%d",
 		f64(r.TTFBMs), f64(r.TransferMs), f64(r.TotalMs), f64(b.DOMContentMs), f64(b.LoadMs), f64(b.FCPMs), f64(b.LCPMs),
 		f64(b.CLS), f64(b.TBTMs), b.Resources, b.PageBytes, r.HTTP.Status)
-	if j, err := json.Marshal(struct {
-		*result.Result
-		Hosts []BrowserHost `json:"browser_hosts"`
-	}{r, pl.hosts}); err == nil {
-		t.Logf("%s", j)
+	j, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s", j)
+	// The breakdown is part of the result, on the wire too.
+	var back result.Result
+	if err := result.Unmarshal(j, &back); err != nil {
+		t.Fatalf("the result does not decode: %v", err)
+	}
+	if back.Browser == nil || len(back.Browser.Hosts) != len(b.Hosts) {
+		t.Errorf("browser_hosts did not survive the JSON round trip: %s", j)
 	}
 	for name, v := range map[string]*float64{"fcp": b.FCPMs, "lcp": b.LCPMs, "ttfb": r.TTFBMs, "total": r.TotalMs} {
 		if v == nil || *v <= 0 {
@@ -167,8 +176,17 @@ func TestBrowserPageWithTwoImageHosts(t *testing.T) {
 	if r.HTTP == nil || r.HTTP.Status != 200 || r.HTTP.RemoteIP != "127.0.0.1" || r.HTTP.DNSSource != "ip" {
 		t.Errorf("http = %+v, want status 200 from 127.0.0.1, dns_source ip", r.HTTP)
 	}
-	byHost := map[string]BrowserHost{}
-	for _, h := range pl.hosts {
+	if len(b.Hosts) != 3 {
+		t.Errorf("browser_hosts has %d hosts, want 3 (the page and two image hosts): %+v", len(b.Hosts), b.Hosts)
+	}
+	for i := 1; i < len(b.Hosts); i++ {
+		if b.Hosts[i].Bytes > b.Hosts[i-1].Bytes {
+			t.Errorf("browser_hosts not most bytes first: %+v", b.Hosts)
+			break
+		}
+	}
+	byHost := map[string]result.BrowserHost{}
+	for _, h := range b.Hosts {
 		byHost[h.Host] = h
 	}
 	for _, tc := range []struct {
@@ -182,7 +200,7 @@ func TestBrowserPageWithTwoImageHosts(t *testing.T) {
 		h, ok := byHost[host]
 		switch {
 		case !ok:
-			t.Errorf("no breakdown for host %s (have %+v)", host, pl.hosts)
+			t.Errorf("no breakdown for host %s in browser_hosts (have %+v)", host, b.Hosts)
 		case h.Requests < tc.requests || h.Bytes <= 0 || h.Failed != 0:
 			t.Errorf("host %s: %+v, want >= %d requests, bytes > 0, none failed", host, h, tc.requests)
 		case h.MaxMs == nil || *h.MaxMs < tc.minMs:
@@ -190,6 +208,38 @@ func TestBrowserPageWithTwoImageHosts(t *testing.T) {
 		case h.CDN != tc.cdn || h.CDNPoP != tc.pop || h.CacheHits != tc.hits:
 			t.Errorf("host %s: cdn %q pop %q hits %d, want %q %q %d", host, h.CDN, h.CDNPoP, h.CacheHits, tc.cdn, tc.pop, tc.hits)
 		}
+	}
+}
+
+// TestBrowserHostsFoldOther: past browserMaxHosts hosts, the smallest are
+// summed into one "(other)" entry (no Chromium needed).
+func TestBrowserHostsFoldOther(t *testing.T) {
+	rec := &pageRecorder{reqs: map[network.RequestID]*pageRequest{}}
+	if h := rec.hosts(); h != nil {
+		t.Errorf("hosts of an empty load = %+v, want nil", h)
+	}
+	const n = browserMaxHosts + 3
+	for i := range n {
+		id := network.RequestID(fmt.Sprint(i))
+		rec.order = append(rec.order, id)
+		q := &pageRequest{host: fmt.Sprintf("h%02d.example:80", i), start: 1, end: 1 + float64(i)/1000, bytes: float64(1000 * (n - i))}
+		if i == n-1 {
+			q.failed = true
+			q.resp = &network.Response{Headers: network.Headers{"cf-ray": "8a1b2c3d4e5f6789-AMS", "cf-cache-status": "HIT"}}
+		}
+		rec.reqs[id] = q
+	}
+	hosts := rec.hosts()
+	if len(hosts) != browserMaxHosts+1 {
+		t.Fatalf("got %d hosts, want %d", len(hosts), browserMaxHosts+1)
+	}
+	if hosts[0].Host != "h00.example:80" || hosts[0].Bytes != 1000*n || hosts[0].CDN != "" {
+		t.Errorf("first host %+v, want h00 with the most bytes", hosts[0])
+	}
+	o := hosts[browserMaxHosts]
+	if o.Host != "(other)" || o.Requests != 3 || o.Failed != 1 || o.CacheHits != 1 || o.Bytes != 1000*(3+2+1) ||
+		o.MaxMs == nil || *o.MaxMs != float64(n-1) || o.CDN != "" {
+		t.Errorf("(other) = %+v (max_ms %s), want 3 requests, 1 failed, 1 cache hit, 6000 bytes, max_ms %d, no CDN", o, f64(o.MaxMs), n-1)
 	}
 }
 

@@ -122,6 +122,29 @@ var resultColumns = []column{
 	{"resources", browserField(func(b *result.Browser) any { return uint32(b.Resources) }, uint32(0))},
 	{"page_bytes", browserField(func(b *result.Browser) any { return uint64(max(b.PageBytes, 0)) }, uint64(0))},
 	{"console_errors", browserField(func(b *result.Browser) any { return uint32(b.ConsoleErrors) }, uint32(0))},
+	{"bh_host", browserField(func(b *result.Browser) any { return hostsOf(b, func(h *result.BrowserHost) string { return h.Host }) }, []string{})},
+	{"bh_cdn", browserField(func(b *result.Browser) any { return hostsOf(b, func(h *result.BrowserHost) string { return h.CDN }) }, []string{})},
+	{"bh_cdn_pop", browserField(func(b *result.Browser) any { return hostsOf(b, func(h *result.BrowserHost) string { return h.CDNPoP }) }, []string{})},
+	{"bh_requests", browserField(func(b *result.Browser) any {
+		return hostsOf(b, func(h *result.BrowserHost) uint32 { return uint32(max(h.Requests, 0)) })
+	}, []uint32{})},
+	{"bh_failed", browserField(func(b *result.Browser) any {
+		return hostsOf(b, func(h *result.BrowserHost) uint32 { return uint32(max(h.Failed, 0)) })
+	}, []uint32{})},
+	{"bh_cache_hits", browserField(func(b *result.Browser) any {
+		return hostsOf(b, func(h *result.BrowserHost) uint32 { return uint32(max(h.CacheHits, 0)) })
+	}, []uint32{})},
+	{"bh_bytes", browserField(func(b *result.Browser) any {
+		return hostsOf(b, func(h *result.BrowserHost) uint64 { return uint64(max(h.Bytes, 0)) })
+	}, []uint64{})},
+	{"bh_max_ms", browserField(func(b *result.Browser) any {
+		return hostsOf(b, func(h *result.BrowserHost) float64 { // -1: absent (no Nullable in arrays)
+			if h.MaxMs == nil {
+				return -1
+			}
+			return *h.MaxMs
+		})
+	}, []float64{})},
 
 	{"cpu_steal_pct", hostField(func(h *result.Host) any { return h.CPUStealPct }, nilF64)},
 	{"clock_synced", hostField(func(h *result.Host) any { return b2u(h.ClockSynced) }, (*uint8)(nil))},
@@ -154,6 +177,16 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// hostsOf is one field of every host of a browser load, as one of the
+// bh_* parallel arrays (never nil).
+func hostsOf[T any](b *result.Browser, get func(*result.BrowserHost) T) []T {
+	out := make([]T, len(b.Hosts))
+	for i := range b.Hosts {
+		out[i] = get(&b.Hosts[i])
+	}
+	return out
 }
 
 func trust(t *result.TLS, get func(result.TrustCheck) string) []string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -88,7 +89,13 @@ func TestWriterStoresEveryKindAndDedupes(t *testing.T) {
 	bad.DNS = &result.DNS{Rcode: "NXDOMAIN", Answers: nil}
 	ping := result.New("ams-1", "ping", result.KindICMP, "127.0.0.1", now)
 	ping.OK, ping.ICMP = true, &result.ICMP{Sent: 3, Received: 2, LossPct: 33.3, AvgMs: f(0.1)}
-	rows := []store.Row{{Result: *ok, Region: "eu"}, {Result: *bad, Region: "eu"}, {Result: *ping, Region: "eu"}}
+	page := result.New("ams-1", "page", result.KindBrowser, "https://example.com/", now)
+	page.OK, page.TotalMs = true, f(900)
+	page.Browser = &result.Browser{FCPMs: f(120), Resources: 5, PageBytes: 3000, Hosts: []result.BrowserHost{
+		{Host: "cdn.example.com", CDN: "cloudflare", CDNPoP: "AMS", Requests: 4, CacheHits: 3, Bytes: 2500, MaxMs: f(210.5)},
+		{Host: "example.com:8443", Requests: 1, Failed: 1, Bytes: 500},
+	}}
+	rows := []store.Row{{Result: *ok, Region: "eu"}, {Result: *bad, Region: "eu"}, {Result: *ping, Region: "eu"}, {Result: *page, Region: "eu"}}
 
 	for i := 0; i < 2; i++ { // the second write is a retry with the same ids
 		if err := w.Write(ctx, rows); err != nil {
@@ -99,8 +106,8 @@ func TestWriterStoresEveryKindAndDedupes(t *testing.T) {
 	if err := conn.QueryRow(ctx, "SELECT count() FROM results FINAL").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != 3 {
-		t.Errorf("got %d rows after a replay, want 3", n)
+	if n != 4 {
+		t.Errorf("got %d rows after a replay, want 4", n)
 	}
 	var (
 		dns, tls, ttfb *float64
@@ -122,6 +129,41 @@ func TestWriterStoresEveryKindAndDedupes(t *testing.T) {
 	}
 	if err := conn.QueryRow(ctx, "SELECT error FROM results WHERE id = ? LIMIT 1", bad.ID).Scan(&errc); err != nil || errc != result.ErrDNSNXDomain {
 		t.Errorf("got error class %q (%v), want %s", errc, err, result.ErrDNSNXDomain)
+	}
+
+	// The per-host breakdown of a browser load: parallel arrays, -1 for an
+	// absent max_ms.
+	var (
+		bhHost, bhCDN, bhPoP          []string
+		bhReqs, bhFailed, bhCacheHits []uint32
+		bhBytes                       []uint64
+		bhMaxMs                       []float64
+	)
+	err = conn.QueryRow(ctx, "SELECT bh_host, bh_cdn, bh_cdn_pop, bh_requests, bh_failed, bh_cache_hits, bh_bytes, bh_max_ms FROM results WHERE id = ? LIMIT 1", page.ID).
+		Scan(&bhHost, &bhCDN, &bhPoP, &bhReqs, &bhFailed, &bhCacheHits, &bhBytes, &bhMaxMs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name      string
+		got, want any
+	}{
+		{"bh_host", bhHost, []string{"cdn.example.com", "example.com:8443"}},
+		{"bh_cdn", bhCDN, []string{"cloudflare", ""}},
+		{"bh_cdn_pop", bhPoP, []string{"AMS", ""}},
+		{"bh_requests", bhReqs, []uint32{4, 1}},
+		{"bh_failed", bhFailed, []uint32{0, 1}},
+		{"bh_cache_hits", bhCacheHits, []uint32{3, 0}},
+		{"bh_bytes", bhBytes, []uint64{2500, 500}},
+		{"bh_max_ms", bhMaxMs, []float64{210.5, -1}},
+	} {
+		if !reflect.DeepEqual(c.got, c.want) {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	var others uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM results FINAL WHERE kind != 'browser' AND (length(bh_host) != 0 OR length(bh_max_ms) != 0)").Scan(&others); err != nil || others != 0 {
+		t.Errorf("got %d non-browser rows with a host breakdown (%v), want 0", others, err)
 	}
 }
 

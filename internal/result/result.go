@@ -148,6 +148,21 @@ type Browser struct {
 	Resources     int      `json:"resources,omitempty"`
 	PageBytes     int64    `json:"page_bytes,omitempty"`
 	ConsoleErrors int      `json:"console_errors,omitempty"`
+	// Hosts breaks the page load down per host: most bytes first, at most
+	// 20 hosts and then one "(other)" entry for the rest.
+	Hosts []BrowserHost `json:"browser_hosts,omitempty"`
+}
+
+// BrowserHost is one host's share of a page load.
+type BrowserHost struct {
+	Host      string   `json:"host"`          // host[:port]
+	CDN       string   `json:"cdn,omitempty"` // vendor from response headers
+	CDNPoP    string   `json:"cdn_pop,omitempty"`
+	Requests  int      `json:"requests"`
+	Failed    int      `json:"failed,omitempty"`
+	CacheHits int      `json:"cache_hits,omitempty"`
+	Bytes     int64    `json:"bytes"`            // on the wire
+	MaxMs     *float64 `json:"max_ms,omitempty"` // slowest request
 }
 
 // Host describes how noisy the agent's host was when it measured.

@@ -54,6 +54,24 @@ func goldenResults() map[string]*Result {
 			Kind: KindICMP, Target: "example.com", TS: ts, OK: true, TotalMs: f(3002),
 			ICMP: &ICMP{Sent: 3, Received: 3, LossPct: 0, MinMs: f(1), AvgMs: f(1.5), MaxMs: f(2), StddevMs: f(0.4)},
 		},
+		"browser_ok": {
+			V: Version, ID: "01936a2e-7f3c-7a10-8b2c-3d4e5f607186", Agent: "ams-1", Check: "page",
+			Kind: KindBrowser, Target: "https://example.com/", TS: ts, OK: true,
+			DNSMs: f(8.5), ConnectMs: f(15.25), TLSMs: f(30), TTFBMs: f(120.5), TransferMs: f(4.125), TotalMs: f(1450.75),
+			HTTP: &HTTP{URL: "https://example.com/", Status: 200, Proto: "HTTP/2.0", Bytes: i64(15320),
+				RemoteIP: "93.184.215.14", DNSSource: "resolver", CDN: "cloudflare", CDNPoP: "AMS", CDNCache: "miss"},
+			TLS: &TLS{TLSVersion: "TLS 1.3", TLSCipher: "AES_128_GCM", TLSSNI: "example.com",
+				CertSubject: "example.com", CertIssuer: "R3", CertSANs: []string{"example.com"},
+				CertNotAfter: &notAfter, CertDaysLeft: f(36.7)},
+			Browser: &Browser{FCPMs: f(310.5), LCPMs: f(820.25), CLS: f(0.02), TBTMs: f(45),
+				DOMContentMs: f(640), LoadMs: f(1440.5), Resources: 27, PageBytes: 1843200, ConsoleErrors: 1,
+				Hosts: []BrowserHost{
+					{Host: "cdn.example.com", CDN: "cloudfront", CDNPoP: "FRA56", Requests: 18, CacheHits: 15, Bytes: 1520000, MaxMs: f(412.5)},
+					{Host: "example.com", CDN: "cloudflare", CDNPoP: "AMS", Requests: 4, Bytes: 250000, MaxMs: f(130)},
+					{Host: "fonts.example.net:8443", Requests: 3, Failed: 1, Bytes: 73200},
+					{Host: "(other)", Requests: 2, Bytes: 0},
+				}},
+		},
 	}
 }
 

@@ -75,6 +75,18 @@ CREATE TABLE IF NOT EXISTS {{.DB}}.results {{.OnCluster}} (
     resources       UInt32,
     page_bytes      UInt64,
     console_errors  UInt32,
+    -- Per-host breakdown of a browser load (result.Browser.Hosts): parallel
+    -- arrays, one element per host, most bytes first; the last may be
+    -- "(other)". Arrays cannot hold Nullable: bh_max_ms is -1 where the
+    -- slowest request's time is absent.
+    bh_host         Array(String),
+    bh_cdn          Array(String),
+    bh_cdn_pop      Array(String),
+    bh_requests     Array(UInt32),
+    bh_failed       Array(UInt32),
+    bh_cache_hits   Array(UInt32),
+    bh_bytes        Array(UInt64),
+    bh_max_ms       Array(Float64),
 
     cpu_steal_pct   Nullable(Float64),
     clock_synced    Nullable(UInt8),
