@@ -7,12 +7,19 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/meridian-net/meridian/internal/cliutil"
 )
 
 func main() {
+	// The agent's heap is small and short-lived (a few KiB per check); a
+	// lower GC target keeps RSS under 20 MiB at 200 checks a minute for
+	// about the same CPU (make bench). GOGC in the environment still wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// After the first signal, a second one kills at once: everything
 	// spooled is on disk already.
