@@ -28,6 +28,7 @@ bench:
 	go test -run '^$$' -bench . -benchmem ./...
 	MERIDIAN_ACCURACY=1 go test -count=1 -v -run '^TestAccuracyReport$$' ./agent/probe/ | grep -v '^[=-]'
 	MERIDIAN_BENCH=1 go test -count=1 -v -timeout 20m -run '^TestAgentFootprint$$' ./e2e/ | grep -v '^[=-]\|\[agent\]'
+	MERIDIAN_BENCH=1 go test -count=1 -v -timeout 20m -run '^TestBeaconIngestBench$$' ./e2e/ | grep -v '^[=-]\|\[collector\]'
 
 ## lint: formatting, vet, staticcheck
 lint:

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Meridian's tests and `make run` need, only when
 # missing: `apt-get update` once, then `apt-get install -y`. Idempotent.
-#   deploy/deps.sh clickhouse chromium
+#   deploy/deps.sh clickhouse chromium wrk
 set -euo pipefail
 
 declare -A pkgs=(
 	[clickhouse]="clickhouse-server clickhouse-client"
 	[chromium]="chromium"
+	[wrk]="wrk"
 )
 declare -A probe=(
 	[clickhouse]="clickhouse-server"
 	[chromium]="chromium"
+	[wrk]="wrk"
 )
 
 missing=()

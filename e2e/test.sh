@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What `make test` runs: dependencies, the beacon script's checks, a
-# throwaway ClickHouse on free loopback ports, every Go test against it
-# (race detector on), short fuzz runs, then the server is stopped.
+# throwaway ClickHouse on free loopback ports plus a two-shard local cluster
+# (two more servers), every Go test against them (race detector on), short
+# fuzz runs, then the servers are stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,12 +17,20 @@ unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' 
 go vet ./...
 
 chdir=$(mktemp -d "${TMPDIR:-/tmp}/meridian-test-ch.XXXXXX")
-trap 'deploy/clickhouse/local.sh stop "$chdir"; rm -rf "$chdir"' EXIT
-addr=$(deploy/clickhouse/local.sh start "$chdir")
+cleanup() {
+	deploy/clickhouse/local.sh stop-cluster "$chdir/cluster" || true
+	deploy/clickhouse/local.sh stop "$chdir/single" || true
+	rm -rf "$chdir"
+}
+trap cleanup EXIT
+addr=$(deploy/clickhouse/local.sh start "$chdir/single")
 echo "== ClickHouse $(clickhouse-client --port "${addr##*:}" -q 'SELECT version()') on $addr"
+cluster=$(deploy/clickhouse/local.sh start-cluster "$chdir/cluster")
+echo "== ClickHouse cluster meridian_test (two shards) on $cluster"
 
 echo "== go test"
-MERIDIAN_TEST_CLICKHOUSE="$addr" go test -race -timeout 15m -count=1 ./...
+MERIDIAN_TEST_CLICKHOUSE="$addr" MERIDIAN_TEST_CLICKHOUSE_CLUSTER="$cluster" \
+	go test -race -timeout 15m -count=1 ./...
 
 echo "== fuzz the decoders briefly (corpora in testdata/fuzz)"
 go test -run '^$' -fuzz '^FuzzDecodeNDJSON$' -fuzztime 10s ./internal/result/

@@ -32,12 +32,25 @@ var Dimensions = map[string]string{
 	"proto":  "http_proto",
 }
 
+// RollupDimensions are the Dimensions the per-minute rollup (results_1m)
+// keeps, so the ones LatencyOptions.Rollup can group by.
+var RollupDimensions = map[string]string{
+	"region": "region",
+	"target": "target",
+	"check":  "check_name",
+	"kind":   "kind",
+}
+
 // LatencyOptions select and group the results of the latency query.
 type LatencyOptions struct {
 	Since time.Duration // look back this far from Until
 	Until time.Time     // default now
 	By    []string      // keys of Dimensions; default region, target
 	Kind  string        // only results of this kind; empty for all
+	// Rollup reads the per-minute rollup (latency_1m.sql) instead of the
+	// raw results: for long windows; whole minutes, By limited to
+	// RollupDimensions, and a replayed result counts again.
+	Rollup bool
 }
 
 // Table is a query's answer: column names and rows of printable values.
@@ -57,19 +70,25 @@ func Latency(ctx context.Context, conn driver.Conn, o LatencyOptions) (*Table, e
 	if o.Until.IsZero() {
 		o.Until = time.Now()
 	}
+	dims, file := Dimensions, "latency.sql"
+	from := o.Until.Add(-o.Since)
+	if o.Rollup {
+		dims, file = RollupDimensions, "latency_1m.sql"
+		from = from.Truncate(time.Minute) // the rollup's minute holding from
+	}
 	cols := make([]string, len(o.By))
 	for i, d := range o.By {
-		c, ok := Dimensions[d]
+		c, ok := dims[d]
 		if !ok {
-			return nil, fmt.Errorf("cannot group by %q: choose from %s", d, strings.Join(dimensionNames(), ", "))
+			return nil, fmt.Errorf("cannot group by %q: choose from %s", d, strings.Join(sortedKeys(dims), ", "))
 		}
 		cols[i] = c
 	}
-	sql, err := render("latency.sql", map[string]any{"By": strings.Join(cols, ", "), "Kind": o.Kind != ""})
+	sql, err := render(file, map[string]any{"By": strings.Join(cols, ", "), "Kind": o.Kind != ""})
 	if err != nil {
 		return nil, err
 	}
-	args := []any{o.Until.Add(-o.Since).Unix(), o.Until.Unix()}
+	args := []any{from.Unix(), o.Until.Unix()}
 	if o.Kind != "" {
 		args = append(args, o.Kind)
 	}
@@ -89,6 +108,9 @@ func Latency(ctx context.Context, conn driver.Conn, o LatencyOptions) (*Table, e
 		}
 		if err := rows.Scan(append(dest, &n, &failed, &q)...); err != nil {
 			return nil, fmt.Errorf("cannot read latency row: %w", err)
+		}
+		if o.Rollup && len(q) == 4 {
+			q = []float64{q[0], q[2], q[3]} // p50, p90, p95, p99 → p50, p95, p99
 		}
 		row := make([]any, 0, len(t.Columns))
 		for _, g := range group {
@@ -123,9 +145,9 @@ func render(name string, data any) (string, error) {
 	return b.String(), nil
 }
 
-func dimensionNames() []string {
+func sortedKeys(m map[string]string) []string {
 	var names []string
-	for k := range Dimensions {
+	for k := range m {
 		names = append(names, k)
 	}
 	sortStrings(names)

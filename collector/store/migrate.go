@@ -1,3 +1,58 @@
+// Migrations: one schema for a single ClickHouse and for a cluster.
+//
+// Each file in migrations/ is NNNN_name.sql holding one statement, written as
+// a text/template. What a template may use:
+//
+//	{{.DB}}                the database. {{.DB}}.x is the name the rest of the
+//	                       code reads and writes: the table itself on a single
+//	                       node, the Distributed table on a cluster.
+//	{{.Table "x"}}         where rows of x are stored: {{.DB}}.x on a single
+//	                       node, {{.DB}}.x_local (one per node) on a cluster.
+//	                       Use it for the table a CREATE TABLE makes, and for
+//	                       node-local sources and targets (a materialized view
+//	                       reads {{.Table "results"}} and writes TO
+//	                       {{.Table "results_1m"}}).
+//	{{.Engine "E(args)"}}  the engine of the table named by the {{.Table}}
+//	                       just before it. E unchanged, except with
+//	                       Options.Replicated on a cluster, where a *MergeTree
+//	                       E becomes ReplicatedE('/clickhouse/tables/{shard}/DB/x',
+//	                       '{replica}', args); {shard} and {replica} are the
+//	                       servers' <macros>.
+//	{{.OnCluster}}         always empty (see below); kept so older templates
+//	                       still render. Do not use it in new migrations.
+//
+// A migration whose template calls {{.Engine}} must carry a header line
+//
+//	-- shard-by: cityHash64(id)
+//
+// naming the sharding key (an integer expression over the table's columns).
+// On a cluster, Migrate follows the CREATE with
+//
+//	CREATE TABLE IF NOT EXISTS DB.x AS DB.x_local
+//	ENGINE = Distributed('CLUSTER', 'DB', 'x_local', KEY)
+//
+// so that INSERT INTO x and SELECT … FROM x FINAL work unchanged. FINAL runs
+// per shard, so the key must send every row that a ReplacingMergeTree should
+// fold (a replay of the same id) to the same shard: pick it from the ORDER BY.
+// On a single node the header is ignored.
+//
+// DDL on a cluster is run by Migrate on every node listed for the cluster in
+// system.clusters, not with ON CLUSTER: ON CLUSTER needs ZooKeeper
+// (distributed_ddl), which ClickHouse 18.16 has no built-in replacement for,
+// and the local test cluster runs without it. Running it ourselves works with
+// and without ZooKeeper/Keeper, on every version, and reports errors per node.
+// Statements must therefore be idempotent (IF NOT EXISTS) and correct when run
+// on each replica: a Replicated table is created on each replica with the same
+// path, which is how replication is set up anyway.
+//
+// schema_migrations is a plain local table on every node, written on each node
+// once that node has applied the migration; it is never replicated nor
+// distributed. A node thus records what its own local schema holds: a node
+// added to the cluster later (or one that failed half-way) gets exactly the
+// migrations it lacks on the next `meridian migrate --cluster`. Replicating
+// it would make a new replica believe tables exist that were never created
+// on it.
+
 package store
 
 import (
@@ -7,11 +62,14 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"text/template"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
 //go:embed migrations/*.sql
@@ -21,8 +79,11 @@ var migrationFS embed.FS
 type Migration struct {
 	Version int
 	Name    string
-	SQL     string // a text/template; see migrationData
+	SQL     string // a text/template; see the package comment of migrate.go
+	ShardBy string // the "-- shard-by:" header, empty when absent
 }
+
+var shardByRE = regexp.MustCompile(`(?m)^--\s*shard-by:\s*(.+?)\s*$`)
 
 // Migrations returns the embedded migrations in order. File names are
 // NNNN_name.sql; each file holds one statement.
@@ -43,7 +104,13 @@ func Migrations() ([]Migration, error) {
 		if err != nil {
 			return nil, err
 		}
-		ms = append(ms, Migration{Version: v, Name: name, SQL: string(b)})
+		m := Migration{Version: v, Name: name, SQL: string(b)}
+		if hs := shardByRE.FindAllStringSubmatch(m.SQL, -1); len(hs) > 1 {
+			return nil, fmt.Errorf("migration %s has %d shard-by headers: want at most one", name, len(hs))
+		} else if len(hs) == 1 {
+			m.ShardBy = hs[0][1]
+		}
+		ms = append(ms, m)
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].Version < ms[j].Version })
 	for i := 1; i < len(ms); i++ {
@@ -54,88 +121,255 @@ func Migrations() ([]Migration, error) {
 	return ms, nil
 }
 
-// migrationData is what a migration template sees.
+// migrationData is what a migration template sees; see the package comment.
 type migrationData struct {
 	DB        string
-	OnCluster string
+	OnCluster string // always empty: DDL runs on each node, never ON CLUSTER
+
+	cluster     string // empty on a single node
+	replicated  bool
+	lastTable   string // the last {{.Table}} argument
+	engineTable string // the table {{.Engine}} was called for
 }
 
-// Engine returns the table engine to use. One place to switch to
-// Replicated* engines when migrations run on a cluster.
-func (d migrationData) Engine(engine string) string { return engine }
+// Table returns where rows of the named table are stored.
+func (d *migrationData) Table(name string) (string, error) {
+	if !identRE.MatchString(name) || strings.HasSuffix(name, localSuffix) {
+		return "", fmt.Errorf("cannot use table name %q: use letters, digits and _ only, without %s", name, localSuffix)
+	}
+	d.lastTable = name
+	return d.DB + "." + localName(d.cluster, name), nil
+}
 
-func render(m Migration, d migrationData) (string, error) {
+// Engine returns the engine for the table named by the last {{.Table}}.
+func (d *migrationData) Engine(engine string) (string, error) {
+	if d.lastTable == "" {
+		return "", fmt.Errorf(`{{.Engine %q}} needs the table's name first: write CREATE TABLE {{.Table "name"}}`, engine)
+	}
+	if d.engineTable != "" {
+		return "", fmt.Errorf("{{.Engine}} is called twice: one table per migration")
+	}
+	d.engineTable = d.lastTable
+	name, args, _ := strings.Cut(strings.TrimSpace(engine), "(")
+	args = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(args), ")"))
+	if d.cluster == "" || !d.replicated || !strings.HasSuffix(name, "MergeTree") || strings.HasPrefix(name, "Replicated") {
+		return engine, nil
+	}
+	zk := fmt.Sprintf("'/clickhouse/tables/{shard}/%s/%s', '{replica}'", d.DB, d.engineTable)
+	if args != "" {
+		zk += ", " + args
+	}
+	return "Replicated" + name + "(" + zk + ")", nil
+}
+
+const localSuffix = "_local"
+
+func localName(cluster, table string) string {
+	if cluster == "" {
+		return table
+	}
+	return table + localSuffix
+}
+
+var clusterRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+
+// Statements renders m for o: the statements to run, in order, on a single
+// node or on every node of o.Cluster.
+func (m Migration) Statements(o Options) ([]string, error) {
+	if o.Cluster != "" && !clusterRE.MatchString(o.Cluster) {
+		return nil, fmt.Errorf("cannot use cluster name %q: use letters, digits, _ . and - only", o.Cluster)
+	}
+	d := &migrationData{DB: o.Database, cluster: o.Cluster, replicated: o.Replicated}
 	t, err := template.New(m.Name).Option("missingkey=error").Parse(m.SQL)
 	if err != nil {
-		return "", fmt.Errorf("cannot parse migration %s: %w", m.Name, err)
+		return nil, fmt.Errorf("cannot parse migration %s: %w", m.Name, err)
 	}
 	var b bytes.Buffer
 	if err := t.Execute(&b, d); err != nil {
-		return "", fmt.Errorf("cannot render migration %s: %w", m.Name, err)
+		return nil, fmt.Errorf("cannot render migration %s: %w", m.Name, err)
 	}
-	return b.String(), nil
+	stmts := []string{b.String()}
+	switch {
+	case d.engineTable != "" && m.ShardBy == "":
+		return nil, fmt.Errorf("migration %s creates table %s but has no \"-- shard-by: EXPR\" header: add one naming the sharding key for clusters", m.Name, d.engineTable)
+	case d.engineTable == "" && m.ShardBy != "":
+		return nil, fmt.Errorf("migration %s has a shard-by header but creates no table with {{.Engine}}", m.Name)
+	case d.engineTable != "" && o.Cluster != "":
+		x := d.engineTable
+		stmts = append(stmts, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s AS %s.%s ENGINE = Distributed('%s', '%s', '%s', %s)",
+			d.DB, x, d.DB, x+localSuffix, o.Cluster, d.DB, x+localSuffix, m.ShardBy))
+	}
+	return stmts, nil
+}
+
+// node is one server Migrate changes, with the migrations it has.
+type node struct {
+	addr string
+	conn driver.Conn
+	done map[int]bool
 }
 
 // Migrate creates the database if needed and applies, in order, every
 // migration not yet recorded. It is safe to run again; logf reports each step.
+// With o.Cluster it does so on every node of the cluster (see the package
+// comment of migrate.go); applied counts migrations applied on any node.
 func Migrate(ctx context.Context, o Options, logf func(format string, args ...any)) (applied int, err error) {
-	if o.Cluster != "" {
-		return 0, fmt.Errorf("cannot migrate on cluster %q: cluster schemas are not supported yet; migrate each node without --cluster", o.Cluster)
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	if o.Replicated && o.Cluster == "" {
+		return 0, fmt.Errorf("cannot use replicated engines without a cluster: give --cluster NAME too")
 	}
 	ms, err := Migrations()
 	if err != nil {
 		return 0, err
 	}
-	conn, err := open(ctx, o, "default")
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
-	d := migrationData{DB: o.Database}
-	for _, stmt := range []string{
-		"CREATE DATABASE IF NOT EXISTS " + d.DB,
-		"CREATE TABLE IF NOT EXISTS " + d.DB + ".schema_migrations (version UInt32, name String, applied_at DateTime) ENGINE = ReplacingMergeTree ORDER BY version",
-	} {
-		if err := conn.Exec(ctx, stmt); err != nil {
-			return 0, fmt.Errorf("cannot prepare database %s: %w", d.DB, err)
-		}
-	}
-	done := map[int]bool{}
-	rows, err := conn.Query(ctx, "SELECT version FROM "+d.DB+".schema_migrations")
-	if err != nil {
-		return 0, fmt.Errorf("cannot read applied migrations: %w", err)
-	}
-	for rows.Next() {
-		var v uint32
-		if err := rows.Scan(&v); err != nil {
-			rows.Close()
+	stmts := make([][]string, len(ms))
+	for i, m := range ms { // render everything before touching any server
+		if stmts[i], err = m.Statements(o); err != nil {
 			return 0, err
 		}
-		done[int(v)] = true
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	nodes, err := migrationNodes(ctx, o)
+	for _, n := range nodes {
+		defer n.conn.Close()
+	}
+	if err != nil {
 		return 0, err
 	}
-	for _, m := range ms {
-		if done[m.Version] {
-			continue
+	for _, n := range nodes {
+		if err := prepareNode(ctx, o, n); err != nil {
+			return 0, err
 		}
-		sql, err := render(m, d)
-		if err != nil {
-			return applied, err
+	}
+	for i, m := range ms {
+		didAny := false
+		for _, n := range nodes {
+			if n.done[m.Version] {
+				continue
+			}
+			where := ""
+			if o.Cluster != "" {
+				where = " on " + n.addr
+			}
+			for _, s := range stmts[i] {
+				if err := n.conn.Exec(ctx, s); err != nil {
+					return applied, fmt.Errorf("cannot apply migration %s%s: %w", m.Name, where, err)
+				}
+			}
+			if err := insert(ctx, n.conn, o.Database+".schema_migrations", []string{"version", "name", "applied_at"},
+				uint32(m.Version), m.Name, time.Now()); err != nil {
+				return applied, fmt.Errorf("cannot record migration %s%s: %w", m.Name, where, err)
+			}
+			didAny = true
+			logf("applied migration %s%s", m.Name, where)
 		}
-		if err := conn.Exec(ctx, sql); err != nil {
-			return applied, fmt.Errorf("cannot apply migration %s: %w", m.Name, err)
-		}
-		if err := insert(ctx, conn, d.DB+".schema_migrations", []string{"version", "name", "applied_at"},
-			uint32(m.Version), m.Name, time.Now()); err != nil {
-			return applied, fmt.Errorf("cannot record migration %s: %w", m.Name, err)
-		}
-		applied++
-		if logf != nil {
-			logf("applied migration %s", m.Name)
+		if didAny {
+			applied++
 		}
 	}
 	return applied, nil
+}
+
+// migrationNodes connects to o.Addr or, with o.Cluster, to every node the
+// server at o.Addr lists for that cluster. The caller closes what it gets,
+// even with an error.
+func migrationNodes(ctx context.Context, o Options) ([]*node, error) {
+	first, err := open(ctx, o, "default")
+	if err != nil {
+		return nil, err
+	}
+	nodes := []*node{{addr: o.Addr, conn: first}}
+	if o.Cluster == "" {
+		return nodes, nil
+	}
+	rows, err := first.Query(ctx, "SELECT host_name, port FROM system.clusters WHERE cluster = ? ORDER BY shard_num, replica_num", o.Cluster)
+	if err != nil {
+		return nodes, fmt.Errorf("cannot read cluster %s from system.clusters at %s: %w", o.Cluster, o.Addr, err)
+	}
+	var addrs []string
+	for rows.Next() {
+		var host string
+		var port uint16
+		if err := rows.Scan(&host, &port); err != nil {
+			rows.Close()
+			return nodes, err
+		}
+		addrs = append(addrs, fmt.Sprintf("%s:%d", host, port))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nodes, err
+	}
+	if len(addrs) == 0 {
+		return nodes, fmt.Errorf("cannot migrate on cluster %q: the server at %s has no such cluster in <remote_servers> (see system.clusters)", o.Cluster, o.Addr)
+	}
+	first.Close()
+	nodes = nodes[:0]
+	for _, a := range addrs {
+		no := o
+		no.Addr = a
+		c, err := open(ctx, no, "default")
+		if err != nil {
+			return nodes, fmt.Errorf("cannot migrate cluster %s: node %s: %w", o.Cluster, a, err)
+		}
+		nodes = append(nodes, &node{addr: a, conn: c})
+	}
+	return nodes, nil
+}
+
+// prepareNode creates the database and schema_migrations on n, checks that
+// the database was made for the same layout (single node or cluster), and
+// reads which migrations n has.
+func prepareNode(ctx context.Context, o Options, n *node) error {
+	db := o.Database
+	for _, stmt := range []string{
+		"CREATE DATABASE IF NOT EXISTS " + db,
+		"CREATE TABLE IF NOT EXISTS " + db + ".schema_migrations (version UInt32, name String, applied_at DateTime) ENGINE = ReplacingMergeTree ORDER BY version",
+	} {
+		if err := n.conn.Exec(ctx, stmt); err != nil {
+			return fmt.Errorf("cannot prepare database %s on %s: %w", db, n.addr, err)
+		}
+	}
+	if err := checkLayout(ctx, o, n); err != nil {
+		return err
+	}
+	n.done = map[int]bool{}
+	rows, err := n.conn.Query(ctx, "SELECT version FROM "+db+".schema_migrations")
+	if err != nil {
+		return fmt.Errorf("cannot read applied migrations on %s: %w", n.addr, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v uint32
+		if err := rows.Scan(&v); err != nil {
+			return err
+		}
+		n.done[int(v)] = true
+	}
+	return rows.Err()
+}
+
+// checkLayout refuses to migrate with --cluster a database made without it,
+// and the reverse: schema_migrations would say "done" for tables that have
+// the wrong shape.
+func checkLayout(ctx context.Context, o Options, n *node) error {
+	rows, err := n.conn.Query(ctx, "SELECT name, engine FROM system.tables WHERE database = ? AND name != 'schema_migrations' AND NOT startsWith(name, '.')", o.Database)
+	if err != nil {
+		return fmt.Errorf("cannot list tables of %s on %s: %w", o.Database, n.addr, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name, engine string
+		if err := rows.Scan(&name, &engine); err != nil {
+			return err
+		}
+		switch {
+		case o.Cluster == "" && engine == "Distributed":
+			return fmt.Errorf("cannot migrate database %s on %s without --cluster: table %s is Distributed, so the database was made with `meridian migrate --cluster`", o.Database, n.addr, name)
+		case o.Cluster != "" && strings.HasSuffix(engine, "MergeTree") && !strings.HasSuffix(name, localSuffix):
+			return fmt.Errorf("cannot migrate database %s on %s with --cluster %s: table %s is a local %s table, so the database was made without --cluster (or a migration names a table without {{.Table}})", o.Database, n.addr, o.Cluster, name, engine)
+		}
+	}
+	return rows.Err()
 }

@@ -20,7 +20,10 @@ type Options struct {
 	Database string
 	User     string
 	Password string
-	Cluster  string // when set, DDL runs ON CLUSTER and tables are distributed
+	Cluster  string // migrate only: when set, migrations run on every node and tables are distributed
+	// Replicated, with Cluster, makes migrations use Replicated* engines
+	// (needs ZooKeeper or Keeper and {shard}/{replica} macros on the servers).
+	Replicated bool
 }
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
@@ -47,6 +50,10 @@ func open(ctx context.Context, o Options, database string) (driver.Conn, error) 
 			// LowCardinality is experimental on 18.16 and an obsolete,
 			// accepted setting on current servers.
 			"allow_experimental_low_cardinality_type": 1,
+			// An INSERT into a Distributed table (on a cluster) returns only
+			// once every shard has its rows, so an acknowledged batch is
+			// stored, not queued on one node. No effect on other tables.
+			"insert_distributed_sync": 1,
 		},
 		DialTimeout:     5 * time.Second,
 		MaxOpenConns:    8,

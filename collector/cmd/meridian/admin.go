@@ -15,10 +15,13 @@ func migrateCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "migrate",
 		Usage: "create the database and apply schema migrations (safe to re-run)",
-		Flags: append(clickhouseFlags(), &cli.StringFlag{Name: "cluster", Usage: "run DDL ON CLUSTER `NAME`"}),
+		Flags: append(clickhouseFlags(),
+			&cli.StringFlag{Name: "cluster", Usage: "migrate every node of cluster `NAME` (from system.clusters): X_local tables plus Distributed tables X"},
+			&cli.BoolFlag{Name: "replicated", Usage: "with --cluster: Replicated* engines (needs ZooKeeper/Keeper and {shard}/{replica} macros)"}),
 		Action: func(c *cli.Context) error {
 			o := storeOptions(c)
 			o.Cluster = c.String("cluster")
+			o.Replicated = c.Bool("replicated")
 			n, err := store.Migrate(c.Context, o, func(format string, args ...any) {
 				fmt.Fprintf(c.App.Writer, format+"\n", args...)
 			})

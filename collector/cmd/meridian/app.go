@@ -24,14 +24,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Writer:    stdout,
 		ErrWriter: stderr,
 		Commands: []*cli.Command{
-			serveCommand(), migrateCommand(), agentsCommand(), sitesCommand(), queryCommand(), versionCommand(),
+			serveCommand(), migrateCommand(), agentsCommand(), sitesCommand(), queryCommand(), retentionCommand(), versionCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return cliutil.UsageError("%v (see meridian --help)", err)
 		},
 		CommandNotFound: func(_ *cli.Context, name string) {
-			notFound = cliutil.UsageError("unknown command %q: use serve, migrate, agents, sites, query or version", name)
+			notFound = cliutil.UsageError("unknown command %q: use serve, migrate, agents, sites, query, retention or version", name)
 		},
 		HideVersion: true,
 	}

@@ -23,16 +23,21 @@ func queryCommand() *cli.Command {
 				&cli.StringFlag{Name: "by", Value: "region,target", Usage: "group by these comma-separated dimensions"},
 				&cli.StringFlag{Name: "kind", Usage: "only results of this kind (http, dns, …)"},
 				&cli.StringFlag{Name: "format", Value: "table", Usage: "table, csv or json"},
+				&cli.BoolFlag{Name: "rollup", Usage: "read the per-minute rollup (fast over long windows; whole minutes; by region, target, check or kind; a replayed result counts again) instead of the exact raw results"},
 			),
 			Action: func(c *cli.Context) error {
 				if !validFormat(c.String("format")) {
 					return cliutil.UsageError("query latency: unknown --format %q: use %s", c.String("format"), strings.Join(query.Formats, ", "))
 				}
+				dims := query.Dimensions
+				if c.Bool("rollup") {
+					dims = query.RollupDimensions
+				}
 				var by []string
 				for _, d := range strings.Split(c.String("by"), ",") {
 					if d = strings.TrimSpace(d); d != "" {
-						if _, ok := query.Dimensions[d]; !ok {
-							return cliutil.UsageError("query latency: cannot group by %q: use %s", d, dimensionList())
+						if _, ok := dims[d]; !ok {
+							return cliutil.UsageError("query latency: cannot group by %q: use %s", d, dimensionList(dims))
 						}
 						by = append(by, d)
 					}
@@ -42,7 +47,7 @@ func queryCommand() *cli.Command {
 					return err
 				}
 				defer conn.Close()
-				t, err := query.Latency(c.Context, conn, query.LatencyOptions{Since: c.Duration("since"), By: by, Kind: c.String("kind")})
+				t, err := query.Latency(c.Context, conn, query.LatencyOptions{Since: c.Duration("since"), By: by, Kind: c.String("kind"), Rollup: c.Bool("rollup")})
 				if err != nil {
 					return err
 				}
@@ -61,9 +66,9 @@ func validFormat(f string) bool {
 	return false
 }
 
-func dimensionList() string {
+func dimensionList(dims map[string]string) string {
 	var names []string
-	for k := range query.Dimensions {
+	for k := range dims {
 		names = append(names, k)
 	}
 	return strings.Join(sortedStrings(names), ", ")

@@ -20,7 +20,8 @@ func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "run the collector: ingest results, serve the beacon script, health and metrics",
-		Flags: append(append(clickhouseFlags(), beaconFlags()...),
+		Flags: append(append(append(clickhouseFlags(), beaconFlags()...), retentionFlags("retention-")...),
+			&cli.DurationFlag{Name: "retention-every", Usage: "drop day partitions past the --retention-* windows this often (for example 1h); off by default"},
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", EnvVars: []string{"MERIDIAN_LISTEN"}, Usage: "listen on `ADDR`"},
 			&cli.StringFlag{Name: "spool-dir", Value: "var/collector-spool", EnvVars: []string{"MERIDIAN_SPOOL_DIR"}, Usage: "where batches wait (fsynced) while ClickHouse is away"},
 			&cli.Int64Flag{Name: "spool-max-bytes", Value: 1 << 30, Usage: "spool cap; past it ingest answers 503 with Retry-After"},
@@ -32,11 +33,18 @@ func serveCommand() *cli.Command {
 
 func serve(c *cli.Context) error {
 	logger := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
+	retention, err := retentionDays(c, "serve", "retention-")
+	if err != nil {
+		return err
+	}
 	conn, err := store.Open(c.Context, storeOptions(c))
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	if every := c.Duration("retention-every"); every > 0 {
+		go retentionLoop(c.Context, conn, c.String("database"), retention, every, logger)
+	}
 	writer, err := store.NewWriter(conn, store.WriterOptions{
 		MaxDelay:      c.Duration("flush-interval"),
 		SpoolDir:      c.String("spool-dir"),

@@ -1,6 +1,7 @@
 -- Agents and their hashed tokens. A row is never updated in place: a change
 -- inserts a new row with a higher version, read back with FINAL.
-CREATE TABLE IF NOT EXISTS {{.DB}}.agents {{.OnCluster}} (
+-- shard-by: cityHash64(name)
+CREATE TABLE IF NOT EXISTS {{.Table "agents"}} (
     name          String,
     region        String,
     token_sha256  String,

@@ -1,7 +1,8 @@
 -- One row per probe result (internal/result.Result). Absent phases are NULL,
 -- never 0. Retries carry the same id; ReplacingMergeTree folds them on merge
 -- and queries read with FINAL, so a replay never double-counts.
-CREATE TABLE IF NOT EXISTS {{.DB}}.results {{.OnCluster}} (
+-- shard-by: cityHash64(id)
+CREATE TABLE IF NOT EXISTS {{.Table "results"}} (
     ts              DateTime,
     ts_ms           UInt16,
     id              String,

@@ -1,7 +1,8 @@
 -- RUM sites: the public site key a page's beacon carries, the origins its
 -- beacons may come from, and the snippet's settings. A change inserts a row
 -- with a higher version, read back with FINAL.
-CREATE TABLE IF NOT EXISTS {{.DB}}.sites {{.OnCluster}} (
+-- shard-by: cityHash64(name)
+CREATE TABLE IF NOT EXISTS {{.Table "sites"}} (
     name          String,
     site_key      String,
     origins       Array(String),

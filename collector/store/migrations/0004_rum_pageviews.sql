@@ -3,7 +3,8 @@
 -- collector received the beacon; a replay of the same page view (same pv)
 -- folds into one row on merge, and queries read with FINAL. Bots are stored
 -- with is_bot = 1 so nothing is lost; queries filter them out.
-CREATE TABLE IF NOT EXISTS {{.DB}}.rum_pageviews {{.OnCluster}} (
+-- shard-by: cityHash64(pv)
+CREATE TABLE IF NOT EXISTS {{.Table "rum_pageviews"}} (
     ts                  DateTime,
     ts_ms               UInt16,
     site                LowCardinality(String),

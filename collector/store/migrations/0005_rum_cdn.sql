@@ -3,7 +3,8 @@
 -- fetch (kind 'probe_cold' / 'probe_warm': phases, duration, bytes or an
 -- error). The page view's enrichment is copied so that steering can group
 -- by country and ASN without a join. Same dedupe rule as rum_pageviews.
-CREATE TABLE IF NOT EXISTS {{.DB}}.rum_cdn {{.OnCluster}} (
+-- shard-by: cityHash64(pv)
+CREATE TABLE IF NOT EXISTS {{.Table "rum_cdn"}} (
     ts              DateTime,
     site            LowCardinality(String),
     pv              String,

@@ -2,7 +2,8 @@
 -- (a mapping with one key, checks:). A change inserts a new row with a
 -- higher version, read back with FINAL; an empty yaml means "no remote
 -- config" (`meridian agents config rm`).
-CREATE TABLE IF NOT EXISTS {{.DB}}.agent_configs {{.OnCluster}} (
+-- shard-by: cityHash64(agent)
+CREATE TABLE IF NOT EXISTS {{.Table "agent_configs"}} (
     agent       String,
     yaml        String,
     version     UInt64,

@@ -1,7 +1,8 @@
 -- What each agent says about itself every 30s (POST /v1/agent/heartbeat).
 -- ts is the collector's clock, not the agent's. Retention: drop old
 -- partitions.
-CREATE TABLE IF NOT EXISTS {{.DB}}.agent_heartbeats {{.OnCluster}} (
+-- shard-by: cityHash64(agent)
+CREATE TABLE IF NOT EXISTS {{.Table "agent_heartbeats"}} (
     agent           String,
     ts              DateTime,
     version         String,

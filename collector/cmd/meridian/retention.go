@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/urfave/cli/v2"
+
+	"github.com/meridian-net/meridian/collector/store"
+	"github.com/meridian-net/meridian/internal/cliutil"
+)
+
+// retentionDefaults are the windows `retention apply` and `serve
+// --retention-every` use unless told otherwise.
+var retentionDefaults = map[string]string{"results": "30d", "beacons": "30d", "rollups": "400d", "heartbeats": "30d"}
+
+var retentionUsage = map[string]string{
+	"results":    "keep probe results (results) this long: whole days such as 30d, or off",
+	"beacons":    "keep RUM beacons (rum_pageviews, rum_cdn) this long, or off",
+	"rollups":    "keep the per-minute rollups (results_1m, rum_pageviews_1m) this long, or off",
+	"heartbeats": "keep agent heartbeats this long, or off",
+}
+
+// retentionFlags are the windows, named prefix+group (serve prefixes them
+// with "retention-").
+func retentionFlags(prefix string) []cli.Flag {
+	var fs []cli.Flag
+	for _, g := range store.RetentionGroups {
+		fs = append(fs, &cli.StringFlag{Name: prefix + g, Value: retentionDefaults[g], Usage: retentionUsage[g]})
+	}
+	return fs
+}
+
+func retentionDays(c *cli.Context, cmd, prefix string) (map[string]int, error) {
+	days := map[string]int{}
+	for _, g := range store.RetentionGroups {
+		d, err := store.ParseRetention(c.String(prefix + g))
+		if err != nil {
+			return nil, cliutil.UsageError("%s: --%s%s: %v", cmd, prefix, g, err)
+		}
+		days[g] = d
+	}
+	return days, nil
+}
+
+func retentionCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "retention",
+		Usage: "drop day partitions older than each table's retention window",
+		Subcommands: []*cli.Command{{
+			Name:  "apply",
+			Usage: "drop (or with --dry-run list) the day partitions past their window; prints each one",
+			Flags: append(append(clickhouseFlags(), retentionFlags("")...),
+				&cli.BoolFlag{Name: "dry-run", Usage: "list what would be dropped, drop nothing"}),
+			Action: func(c *cli.Context) error {
+				days, err := retentionDays(c, "retention apply", "")
+				if err != nil {
+					return err
+				}
+				conn, err := store.Open(c.Context, storeOptions(c))
+				if err != nil {
+					return err
+				}
+				defer conn.Close()
+				_, err = applyRetention(c.Context, conn, c.String("database"), days, c.Bool("dry-run"), c.App.Writer)
+				return err
+			},
+		}},
+	}
+}
+
+// applyRetention runs one pass and prints a line per partition dropped.
+func applyRetention(ctx context.Context, conn driver.Conn, db string, days map[string]int, dryRun bool, w io.Writer) (int, error) {
+	dropped, err := store.ApplyRetention(ctx, conn, db, store.RetentionOptions{Days: days, DryRun: dryRun})
+	verb := "dropped"
+	if dryRun {
+		verb = "would drop"
+	}
+	for _, d := range dropped {
+		fmt.Fprintf(w, "%s %s.%s\n", verb, db, d)
+	}
+	if err != nil {
+		return len(dropped), fmt.Errorf("cannot apply retention: %w", err)
+	}
+	if len(dropped) == 0 {
+		fmt.Fprintf(w, "nothing to drop in %s\n", db)
+	}
+	return len(dropped), nil
+}
+
+// retentionLoop applies retention every interval until ctx ends (serve
+// --retention-every); failures are logged and retried at the next tick.
+func retentionLoop(ctx context.Context, conn driver.Conn, db string, days map[string]int, every time.Duration, logger *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		dropped, err := store.ApplyRetention(ctx, conn, db, store.RetentionOptions{Days: days})
+		for _, d := range dropped {
+			logger.Info("retention: dropped partition", "table", d.Table, "day", d.Day.Format(time.DateOnly), "rows", d.Rows)
+		}
+		if err != nil && ctx.Err() == nil {
+			logger.Warn("retention failed; retrying at the next tick", "err", err, "every", every)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

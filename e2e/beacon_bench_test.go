@@ -1,0 +1,287 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/meridian-net/meridian/collector/enrich/enrichtest"
+	"github.com/meridian-net/meridian/collector/store"
+	"github.com/meridian-net/meridian/internal/chtest"
+)
+
+// benchBeacon is rum-js/BEACON.md's full example, compact; SITEKEY and the
+// pv are replaced per request.
+const benchBeacon = `{"v":1,"site":"SITEKEY","pv":"PV","url":"https://shop.example/p","ref_host":"www.search.example","sample":1,"webdriver":false,"nav":{"type":"navigate","redirect_ms":12.3,"dns_ms":10.2,"connect_ms":12.1,"tls_ms":25.1,"ttfb_ms":70.1,"response_ms":9.7,"dom_interactive_ms":300.6,"dom_complete_ms":500,"load_ms":510.4,"protocol":"h2","transfer_bytes":12345,"delivery_type":""},"vitals":{"fcp_ms":44,"lcp_ms":200,"inp_ms":160,"cls":0.0831,"ttfb_ms":124.4},"conn":{"effective_type":"4g","rtt_ms":100},"server_timing":[{"name":"app","dur":12.5,"desc":"render"},{"name":"cdn-cache","desc":"MISS"}],"hosts":[{"host":"img.cdn1.example","cdn":"cdn1","count":2,"median_ms":50,"bytes":10000,"tao":true},{"host":"third.example","count":1,"median_ms":20,"bytes":0,"tao":false}],"cdn_probes":[{"cdn":"cdn1","url":"https://p.cdn1.example/probe.gif","cold":{"dns_ms":5,"connect_ms":5,"tls_ms":10,"ttfb_ms":8,"duration_ms":30,"bytes":400},"warm":{"dns_ms":0,"connect_ms":0,"tls_ms":0,"ttfb_ms":8,"duration_ms":12.5,"bytes":400}},{"cdn":"cdn2","url":"https://p.cdn2.example/probe.gif","cold":{"error":true}}]}`
+
+const (
+	benchOrigin = "https://shop.example"
+	benchUA     = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+)
+
+// benchLua POSTs the beacon like a browser's sendBeacon (text/plain, an
+// Origin, a user agent), a fresh pv per request (thread, phase, counter),
+// counts answers by class per thread and prints one BENCHJSON line.
+const benchLua = `
+local pre, post = @PRE@, @POST@
+local threads = {}
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("tid", #threads)
+end
+function init(args)
+  phase = tonumber(args[1]) or 0
+  counter, ok, shed, other = 0, 0, 0, 0
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "text/plain;charset=UTF-8"
+  wrk.headers["Origin"] = @ORIGIN@
+  wrk.headers["User-Agent"] = @UA@
+end
+function request()
+  counter = counter + 1
+  local pv = string.format("%08x-%04x-4000-8000-%012x", tid, phase, counter)
+  return wrk.format(nil, nil, nil, pre .. pv .. post)
+end
+function response(status, headers, body)
+  if status >= 200 and status < 300 then ok = ok + 1
+  elseif status == 429 or status == 503 then shed = shed + 1
+  else other = other + 1 end
+end
+function done(summary, latency, requests)
+  local o, s, x = 0, 0, 0
+  for _, t in ipairs(threads) do
+    o = o + t:get("ok"); s = s + t:get("shed"); x = x + t:get("other")
+  end
+  local e = summary.errors
+  io.write(string.format('BENCHJSON {"requests":%d,"ok":%d,"shed":%d,"other":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"max_us":%d,"connect_errors":%d,"read_errors":%d,"write_errors":%d,"timeouts":%d}\n',
+    summary.requests, o, s, x, summary.duration, latency:percentile(50), latency:percentile(99), latency.max,
+    e.connect, e.read, e.write, e.timeout))
+end
+`
+
+type wrkResult struct {
+	Requests      int64 `json:"requests"`
+	OK            int64 `json:"ok"`
+	Shed          int64 `json:"shed"`
+	Other         int64 `json:"other"`
+	DurationUs    int64 `json:"duration_us"`
+	P50Us         int64 `json:"p50_us"`
+	P99Us         int64 `json:"p99_us"`
+	MaxUs         int64 `json:"max_us"`
+	ConnectErrors int64 `json:"connect_errors"`
+	ReadErrors    int64 `json:"read_errors"`
+	WriteErrors   int64 `json:"write_errors"`
+	Timeouts      int64 `json:"timeouts"`
+}
+
+func (r wrkResult) rate() float64 { return float64(r.Requests) / (float64(r.DurationUs) / 1e6) }
+func (r wrkResult) okRate() float64 {
+	return float64(r.OK) / (float64(r.DurationUs) / 1e6)
+}
+
+// TestBeaconIngestBench is the beacon ingest benchmark behind `make bench`:
+// wrk POSTs realistic beacons on loopback, first at a bare net/http handler
+// that only reads the body (the ceiling), then at the real collector (built
+// binary, GeoIP/ASN and user-agent enrichment, batched into the test
+// ClickHouse), then at the collector under overload (more connections than
+// its write queue admits). It prints requests/s, the ratio to the ceiling,
+// p99 acknowledgement latency, RSS, what was shed, and checks that every
+// acknowledged beacon is stored. A report first: it runs only with
+// MERIDIAN_BENCH=1 (MERIDIAN_BENCH_DURATION per phase, default 20s).
+func TestBeaconIngestBench(t *testing.T) {
+	if os.Getenv("MERIDIAN_BENCH") == "" {
+		t.Skip("a benchmark, not a test: run with MERIDIAN_BENCH=1 (make bench)")
+	}
+	dur := 20 * time.Second
+	if d, err := time.ParseDuration(os.Getenv("MERIDIAN_BENCH_DURATION")); err == nil {
+		dur = d
+	}
+	if out, err := exec.Command("../deploy/deps.sh", "wrk").CombinedOutput(); err != nil {
+		t.Fatalf("deploy/deps.sh wrk: %v\n%s", err, out)
+	}
+	// A beacon is acknowledged only once its batch is in ClickHouse, so a
+	// closed-loop client gets at most connections / ack latency: with 64
+	// connections and a 250 ms flush that is about 250 req/s whatever the
+	// collector could do. Browsers are many, each with one beacon in
+	// flight: model them with 1024 connections (MERIDIAN_BENCH_CONNS) and a
+	// 50 ms flush (MERIDIAN_BENCH_FLUSH); overload is twice the connections.
+	conns, flush := 1024, "50ms"
+	if n, err := strconv.Atoi(os.Getenv("MERIDIAN_BENCH_CONNS")); err == nil && n > 0 {
+		conns = n
+	}
+	if f := os.Getenv("MERIDIAN_BENCH_FLUSH"); f != "" {
+		flush = f
+	}
+	addr := os.Getenv(chtest.EnvAddr)
+	if addr == "" { // `make bench` alone: a throwaway ClickHouse, as `make test` starts
+		if out, err := exec.Command("../deploy/deps.sh", "clickhouse").CombinedOutput(); err != nil {
+			t.Fatalf("deploy/deps.sh clickhouse: %v\n%s", err, out)
+		}
+		dir := t.TempDir()
+		out, err := exec.Command("../deploy/clickhouse/local.sh", "start", dir).Output()
+		if err != nil {
+			t.Fatalf("deploy/clickhouse/local.sh start: %v\n%s", err, out)
+		}
+		t.Cleanup(func() { exec.Command("../deploy/clickhouse/local.sh", "stop", dir).Run() })
+		addr = lastLine(string(out))
+		t.Setenv(chtest.EnvAddr, addr)
+	}
+
+	// The binary users run: static and stripped, as `make build` makes it.
+	bin := filepath.Join(t.TempDir(), "meridian")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "../collector/cmd/meridian")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	db := fmt.Sprintf("bench_%d", time.Now().UnixNano())
+	meridian(t, bin, db, "migrate")
+	conn, err := store.Open(context.Background(), store.Options{Addr: addr, Database: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	t.Cleanup(func() { conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db) })
+	key := lastLine(meridian(t, bin, db, "sites", "add", "bench", "--origin", benchOrigin))
+
+	body := strings.Replace(benchBeacon, "SITEKEY", key, 1)
+	pre, post, _ := strings.Cut(body, "PV")
+	lua := strings.NewReplacer("@PRE@", strconv.Quote(pre), "@POST@", strconv.Quote(post),
+		"@ORIGIN@", strconv.Quote(benchOrigin), "@UA@", strconv.Quote(benchUA)).Replace(benchLua)
+	script := filepath.Join(t.TempDir(), "beacon.lua")
+	if err := os.WriteFile(script, []byte(lua), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wrk := func(url string, phase, threads, conns int, d time.Duration) wrkResult {
+		t.Helper()
+		out, err := exec.Command("wrk", "-t"+strconv.Itoa(threads), "-c"+strconv.Itoa(conns), "-d"+d.String(),
+			"--timeout", "10s", "-s", script, url, "--", strconv.Itoa(phase)).CombinedOutput()
+		if err != nil {
+			t.Fatalf("wrk: %v\n%s", err, out)
+		}
+		_, js, ok := strings.Cut(string(out), "BENCHJSON ")
+		var r wrkResult
+		if !ok || json.Unmarshal([]byte(strings.TrimSpace(js)), &r) != nil {
+			t.Fatalf("wrk printed no result:\n%s", out)
+		}
+		return r
+	}
+	rows := func() uint64 {
+		var n uint64
+		if err := conn.QueryRow(context.Background(), "SELECT count() FROM rum_pageviews").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	// (a) The ceiling: a bare handler that only reads the body.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	})}
+	go bare.Serve(ln)
+	ceiling := wrk("http://"+ln.Addr().String()+"/v1/beacon", 1, 2, conns, dur)
+	bare.Close()
+
+	// (b) The collector, with enrichment and storage.
+	geo := enrichtest.CityDB(t, map[string]enrichtest.City{"127.0.0.0/8": {Country: "NL", Region: "NH", City: "Amsterdam"}})
+	asn := enrichtest.ASNDB(t, map[string]enrichtest.ASN{"127.0.0.0/8": {Number: 64512, Org: "Loopback Networks"}})
+	listen := freeAddr(t)
+	cmd := start(t, "collector", []string{"MERIDIAN_CLICKHOUSE=" + addr, "MERIDIAN_DATABASE=" + db}, bin,
+		"serve", "--listen", listen, "--flush-interval", flush, "--spool-dir", filepath.Join(t.TempDir(), "spool"), "--geoip-db", geo, "--asn-db", asn)
+	waitHTTP(t, "http://"+listen+"/readyz")
+	pid := cmd.Process.Pid
+	idle := rssKiB(t, pid)
+	url := "http://" + listen + "/v1/beacon"
+
+	var cpuSec [4]float64
+	phase := func(n, threads, conns int) (wrkResult, int64, uint64) {
+		before := rows()
+		cpu0 := cpuTicks(t, pid)
+		stop := make(chan struct{})
+		var peak int64
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(200 * time.Millisecond):
+					peak = max(peak, rssKiB(t, pid))
+				}
+			}
+		}()
+		r := wrk(url, n, threads, conns, dur)
+		cpuSec[n] = float64(cpuTicks(t, pid)-cpu0) / 100 // USER_HZ = 100
+		close(stop)
+		wg.Wait()
+		time.Sleep(2 * time.Second) // batches in flight when wrk stopped
+		return r, peak, rows() - before
+	}
+	full, fullRSS, fullRows := phase(2, 2, conns)
+	overloadConns := 2 * conns
+	over, overRSS, overRows := phase(3, 2, overloadConns)
+	if cmd.ProcessState != nil {
+		t.Fatalf("the collector exited under overload: %v", cmd.ProcessState)
+	}
+	resp, err := http.Get("http://" + listen + "/healthz")
+	if err != nil {
+		t.Fatalf("collector after overload: %v", err)
+	}
+	resp.Body.Close()
+	after := rssKiB(t, pid)
+
+	mib := func(kib int64) float64 { return float64(kib) / 1024 }
+	fmt.Printf("\nbeacon ingest: wrk -t2 -c%d -d%v, POST /v1/beacon (%d-byte BEACON.md example, text/plain, Origin), loopback; collector --flush-interval %s\n", conns, dur, len(body), flush)
+	fmt.Printf("  %-34s %9s %9s %9s %9s\n", "", "req/s", "2xx/s", "p50", "p99")
+	fmt.Printf("  %-34s %9.0f %9.0f %9s %9s\n", "bare net/http (reads body)", ceiling.rate(), ceiling.okRate(), us(ceiling.P50Us), us(ceiling.P99Us))
+	fmt.Printf("  %-34s %9.0f %9.0f %9s %9s\n", "collector (enrich + ClickHouse)", full.rate(), full.okRate(), us(full.P50Us), us(full.P99Us))
+	fmt.Printf("  ratio collector / ceiling          %.0f%% (target ≥ 70%%)\n", 100*full.okRate()/ceiling.okRate())
+	fmt.Printf("  collector RSS idle / peak          %.1f MiB / %.1f MiB\n", mib(idle), mib(fullRSS))
+	fmt.Printf("  collector CPU                      %.0f%% of one core (2 cores shared with wrk and ClickHouse)\n", 100*cpuSec[2]/dur.Seconds())
+	fmt.Printf("  acknowledged / stored              %d / %d page views (%d shed, %d other non-2xx)\n", full.OK, fullRows, full.Shed, full.Other)
+	fmt.Printf("overload: wrk -t2 -c%d -d%v against the collector\n", overloadConns, dur)
+	fmt.Printf("  req/s %.0f, 2xx/s %.0f, p99 %s, max %s\n", over.rate(), over.okRate(), us(over.P99Us), us(over.MaxUs))
+	fmt.Printf("  shed (429/503) %d, other non-2xx %d, socket errors %d (connect %d, read %d, write %d, timeout %d)\n",
+		over.Shed, over.Other, over.ConnectErrors+over.ReadErrors+over.WriteErrors+over.Timeouts,
+		over.ConnectErrors, over.ReadErrors, over.WriteErrors, over.Timeouts)
+	fmt.Printf("  collector RSS peak / after         %.1f MiB / %.1f MiB; still serving: yes\n", mib(overRSS), mib(after))
+	fmt.Printf("  collector CPU                      %.0f%% of one core\n", 100*cpuSec[3]/dur.Seconds())
+	fmt.Printf("  acknowledged / stored              %d / %d page views\n", over.OK, overRows)
+
+	// Every acknowledged beacon is stored. A beacon whose answer wrk did
+	// not wait for at the end of a phase may be stored unacknowledged, at
+	// most one per connection.
+	for _, p := range []struct {
+		name  string
+		r     wrkResult
+		rows  uint64
+		conns int
+	}{{"full load", full, fullRows, conns}, {"overload", over, overRows, overloadConns}} {
+		if p.rows < uint64(p.r.OK) || p.rows > uint64(p.r.OK)+uint64(p.conns) {
+			t.Errorf("%s: %d beacons acknowledged, %d stored: want every acknowledged one stored (and at most %d unanswered extra)", p.name, p.r.OK, p.rows, p.conns)
+		}
+		if p.r.Other > 0 {
+			t.Errorf("%s: %d answers neither 2xx nor 429/503", p.name, p.r.Other)
+		}
+	}
+}
+
+func us(v int64) string { return time.Duration(v * 1000).Round(10 * time.Microsecond).String() }
