@@ -3,6 +3,7 @@ package enrich
 import (
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/mileusna/useragent"
 )
@@ -25,12 +26,38 @@ var automationRE = regexp.MustCompile(`(?i)headless|phantomjs|puppeteer|playwrig
 	`pagespeed|gtmetrix|pingdom|uptime|^curl/|^wget/|python-requests|python-urllib|aiohttp|go-http-client|^java/|` +
 	`okhttp|apache-httpclient|axios|node-fetch|undici|libwww|httpie|scrapy`)
 
+// uaCache remembers recent answers: a site's visitors send a few thousand
+// distinct strings, and parsing was a third of a beacon's CPU (make bench).
+var uaCache = struct {
+	sync.Mutex
+	m map[string]UA
+}{m: map[string]UA{}}
+
+const uaCacheSize = 4096
+
 // ParseUA classifies a user agent string. An empty one is a bot: every
 // browser sends one.
 func ParseUA(s string) UA {
 	if len(s) > 512 {
 		s = s[:512]
 	}
+	uaCache.Lock()
+	ua, ok := uaCache.m[s]
+	uaCache.Unlock()
+	if ok {
+		return ua
+	}
+	ua = parseUA(s)
+	uaCache.Lock()
+	if len(uaCache.m) >= uaCacheSize {
+		clear(uaCache.m) // crude but bounded; the next requests refill it
+	}
+	uaCache.m[s] = ua
+	uaCache.Unlock()
+	return ua
+}
+
+func parseUA(s string) UA {
 	p := useragent.Parse(s)
 	ua := UA{OS: p.OS, Bot: s == "" || p.Bot || automationRE.MatchString(s)}
 	ua.Browser, ua.Version = p.Name, major(p.Version)
