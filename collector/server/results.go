@@ -9,9 +9,11 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"golang.org/x/time/rate"
 
 	"github.com/meridian-net/meridian/collector/store"
 	"github.com/meridian-net/meridian/internal/result"
@@ -29,12 +31,44 @@ func rejected(reason string) *metrics.Counter {
 
 // resultsHandler takes a batch of results from an agent: all of it is stored
 // and acknowledged, or none of it is.
-type resultsHandler struct{ cfg Config }
+type resultsHandler struct {
+	cfg    Config
+	limits *agentLimits
+}
+
+// agentLimits keeps one token bucket per agent, so one runaway or
+// misconfigured agent cannot crowd out the fleet.
+type agentLimits struct {
+	rate  rate.Limit
+	burst int
+	mu    sync.Mutex
+	by    map[string]*rate.Limiter
+}
+
+func newAgentLimits(perSecond float64, burst int) *agentLimits {
+	return &agentLimits{rate: rate.Limit(perSecond), burst: burst, by: map[string]*rate.Limiter{}}
+}
+
+func (l *agentLimits) allow(agent string) bool {
+	l.mu.Lock()
+	lim, ok := l.by[agent]
+	if !ok {
+		lim = rate.NewLimiter(l.rate, l.burst)
+		l.by[agent] = lim
+	}
+	l.mu.Unlock()
+	return lim.Allow()
+}
 
 func (h *resultsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	agent, ok := h.authenticate(w, r)
 	if !ok {
+		return
+	}
+	if !h.limits.allow(agent.Name) {
+		w.Header().Set("Retry-After", "1")
+		fail(w, http.StatusTooManyRequests, "agent_rate", "too many batches from this agent: slow down (the batch stays in the agent's spool)")
 		return
 	}
 	results, status, err := h.decode(w, r)

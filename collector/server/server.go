@@ -39,7 +39,12 @@ type Config struct {
 	// MaxBatchBytes bounds it once decompressed (default 32 MiB).
 	MaxBodyBytes  int64
 	MaxBatchBytes int64
-	Logger        *slog.Logger
+	// AgentRate and AgentBurst limit each agent's result batches per
+	// second (defaults 20 and 40: an agent sends about one a second); past
+	// them it gets 429 with Retry-After and keeps the batch in its spool.
+	AgentRate  float64
+	AgentBurst int
+	Logger     *slog.Logger
 	// Sites and Beacons turn on POST /v1/beacon (404 without them);
 	// Enricher derives location and ASN (none: those fields stay empty).
 	Sites    Sites
@@ -62,8 +67,14 @@ func New(cfg Config) http.Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.AgentRate <= 0 {
+		cfg.AgentRate = 20
+	}
+	if cfg.AgentBurst <= 0 {
+		cfg.AgentBurst = 40
+	}
 	mux := http.NewServeMux()
-	mux.Handle("POST /v1/results", &resultsHandler{cfg: cfg})
+	mux.Handle("POST /v1/results", &resultsHandler{cfg: cfg, limits: newAgentLimits(cfg.AgentRate, cfg.AgentBurst)})
 	mux.Handle("GET /v1/agent/config", &agentConfigHandler{cfg: cfg})
 	mux.Handle("POST /v1/agent/heartbeat", &heartbeatHandler{cfg: cfg})
 	mux.Handle("/v1/beacon", newBeaconHandler(cfg))

@@ -187,3 +187,16 @@ func TestHealthReadyMetricsScript(t *testing.T) {
 		t.Errorf("rum.v1.js: got %d and %d bytes", code, len(body))
 	}
 }
+
+func TestAgentRateLimit(t *testing.T) {
+	e := newEnv(t, server.Config{AgentRate: 0.001, AgentBurst: 2})
+	body := batch(t, 1)
+	var codes []int
+	for i := 0; i < 3; i++ {
+		code, _ := e.post(t, e.token, "", body)
+		codes = append(codes, code)
+	}
+	if codes[0] != 200 || codes[1] != 200 || codes[2] != 429 {
+		t.Errorf("got statuses %v, want 200 200 429 (burst 2)", codes)
+	}
+}
