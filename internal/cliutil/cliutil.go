@@ -3,6 +3,7 @@
 package cliutil
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -92,4 +93,43 @@ func find(cmds []*cli.Command, name string) *cli.Command {
 		}
 	}
 	return nil
+}
+
+// Run runs app with Meridian's conventions: errors are returned, never
+// os.Exit'ed; usage mistakes (bad flags, unknown commands) are UsageErrors
+// that name the --help to read; flags may follow arguments.
+func Run(ctx context.Context, app *cli.App, args []string) error {
+	var notFound error
+	names := make([]string, 0, len(app.Commands))
+	for _, c := range app.Commands {
+		names = append(names, c.Name)
+	}
+	app.ExitErrHandler = func(*cli.Context, error) {}
+	app.HideVersion = true
+	app.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
+		return UsageError("%v (see %s --help)", err, app.Name)
+	}
+	app.CommandNotFound = func(_ *cli.Context, name string) {
+		notFound = UsageError("unknown command %q: use %s", name, strings.Join(names, ", "))
+	}
+	setUsageErrors(app.Commands, app.Name)
+	err := app.RunContext(ctx, Interspersed(args, app.Commands))
+	if err == nil {
+		err = notFound
+	}
+	// urfave/cli reports a missing required flag as a plain error.
+	if err != nil && ExitCode(err) != 2 && strings.HasPrefix(err.Error(), "Required flag") {
+		err = UsageError("%v (see %s --help)", err, app.Name)
+	}
+	return err
+}
+
+func setUsageErrors(cmds []*cli.Command, prefix string) {
+	for _, c := range cmds {
+		name := prefix + " " + c.Name
+		c.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
+			return UsageError("%s: %v (see %s --help)", name, err, name)
+		}
+		setUsageErrors(c.Subcommands, name)
+	}
 }

@@ -1,7 +1,9 @@
 package cliutil
 
 import (
+	"context"
 	"errors"
+	"io"
 	"slices"
 	"testing"
 
@@ -34,6 +36,28 @@ func TestExitCode(t *testing.T) {
 	}{{nil, 0}, {errors.New("x"), 1}, {UsageError("bad"), 2}, {&ExitError{Code: 1, Err: errors.New("x")}, 1}} {
 		if got := ExitCode(tc.err); got != tc.want {
 			t.Errorf("ExitCode(%v): got %d, want %d", tc.err, got, tc.want)
+		}
+	}
+}
+
+func TestRunUsageErrors(t *testing.T) {
+	app := func() *cli.App {
+		return &cli.App{Name: "m", Writer: io.Discard, ErrWriter: io.Discard, Commands: []*cli.Command{{
+			Name: "add", Flags: []cli.Flag{&cli.StringFlag{Name: "region", Required: true}},
+			Action: func(*cli.Context) error { return errors.New("ran") },
+		}}}
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"m", "nope"}, 2},
+		{[]string{"m", "add", "x"}, 2},                  // required flag missing
+		{[]string{"m", "add", "x", "--bogus"}, 2},       // unknown flag
+		{[]string{"m", "add", "x", "--region", "r"}, 1}, // ran and failed
+	} {
+		if got := ExitCode(Run(context.Background(), app(), tc.args)); got != tc.code {
+			t.Errorf("Run(%q): got exit %d, want %d", tc.args, got, tc.code)
 		}
 	}
 }

@@ -17,8 +17,7 @@ var version = "dev"
 
 // run is the whole program; main only adds signals and the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var notFound error
-	app := &cli.App{
+	return cliutil.Run(ctx, &cli.App{
 		Name:      "meridian",
 		Usage:     "collect, store and query internet latency measurements",
 		Writer:    stdout,
@@ -26,31 +25,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Commands: []*cli.Command{
 			serveCommand(), migrateCommand(), agentsCommand(), sitesCommand(), queryCommand(), retentionCommand(), versionCommand(),
 		},
-		ExitErrHandler: func(*cli.Context, error) {},
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return cliutil.UsageError("%v (see meridian --help)", err)
-		},
-		CommandNotFound: func(_ *cli.Context, name string) {
-			notFound = cliutil.UsageError("unknown command %q: use serve, migrate, agents, sites, query, retention or version", name)
-		},
-		HideVersion: true,
-	}
-	setUsageErrors(app.Commands, "meridian")
-	err := app.RunContext(ctx, cliutil.Interspersed(args, app.Commands))
-	if err == nil {
-		err = notFound
-	}
-	return err
-}
-
-func setUsageErrors(cmds []*cli.Command, prefix string) {
-	for _, c := range cmds {
-		name := prefix + " " + c.Name
-		c.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
-			return cliutil.UsageError("%s: %v (see %s --help)", name, err, name)
-		}
-		setUsageErrors(c.Subcommands, name)
-	}
+	}, args)
 }
 
 // clickhouseFlags are the flags every server-side command takes.
