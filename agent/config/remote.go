@@ -25,7 +25,7 @@ func ParseChecks(name string, b []byte) ([]probe.Check, error) {
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("%s:%d: want a mapping with one key, checks:", name, root.Line)
+		return nil, fmt.Errorf("%s:%d: want a mapping with one key (checks)", name, root.Line)
 	}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		if k := root.Content[i]; k.Value != "checks" {

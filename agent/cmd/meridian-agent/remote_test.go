@@ -32,7 +32,7 @@ func (s *configServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if r.Header.Get("Authorization") != "Bearer "+testToken {
-		http.Error(w, "bad token", 401)
+		http.Error(w, "bad token", http.StatusUnauthorized)
 		return
 	}
 	switch r.URL.Path {
