@@ -78,7 +78,10 @@ func TestRUMBeaconFromChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer en.Close()
-	bw := store.NewBeaconWriter(conn, store.WriterOptions{MaxDelay: 20 * time.Millisecond})
+	bw, err := store.NewBeaconWriter(conn, store.WriterOptions{MaxDelay: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer bw.Close()
 	handler := server.New(server.Config{Sites: store.NewSiteCache(conn), Beacons: bw, Enricher: en})
 	beacons := make(chan int, 16)

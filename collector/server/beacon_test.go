@@ -76,7 +76,10 @@ func newBeaconEnv(t *testing.T) *beaconEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { en.Close() })
-	w := store.NewBeaconWriter(conn, store.WriterOptions{MaxDelay: 10 * time.Millisecond})
+	w, err := store.NewBeaconWriter(conn, store.WriterOptions{MaxDelay: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(w.Close)
 	srv := httptest.NewServer(server.New(server.Config{Sites: store.NewSiteCache(conn), Beacons: w, Enricher: en}))
 	t.Cleanup(srv.Close)

@@ -311,27 +311,38 @@ var (
 
 // BeaconWriter batches beacons from many concurrent requests into few
 // INSERTs (one into rum_pageviews, one into rum_cdn per flush). Write returns
-// only once the beacons are in ClickHouse.
+// only once the beacons are durable: in ClickHouse or, with a SpoolDir while
+// ClickHouse is away, in the spool.
 type BeaconWriter struct {
 	conn driver.Conn
 	b    *batcher[BeaconRow]
+	d    *durable[BeaconRow]
 }
 
-// NewBeaconWriter starts a writer; Close stops it. Options as for Writer.
-func NewBeaconWriter(conn driver.Conn, opt WriterOptions) *BeaconWriter {
+// NewBeaconWriter starts a writer; Close stops it. Options as for Writer;
+// it fails only when the spool directory cannot be used.
+func NewBeaconWriter(conn driver.Conn, opt WriterOptions) (*BeaconWriter, error) {
 	w := &BeaconWriter{conn: conn}
-	w.b = newBatcher(opt, w.insert)
-	return w
+	d, err := newDurable("beacons", opt.SpoolDir, opt, w.insert)
+	if err != nil {
+		return nil, err
+	}
+	w.d = d
+	w.b = newBatcher(opt, d.write)
+	return w, nil
 }
 
-// Write stores rows and returns once they are in ClickHouse (nil), or an
-// error (ErrOverloaded when the queue is full).
+// Write stores rows and returns once they are durable (nil), or an error
+// (ErrOverloaded when the queue is full, ErrSpoolFull, or the insert's).
 func (w *BeaconWriter) Write(ctx context.Context, rows []BeaconRow) error {
 	return w.b.write(ctx, rows)
 }
 
 // Close flushes what is pending and stops the writer.
-func (w *BeaconWriter) Close() { w.b.close() }
+func (w *BeaconWriter) Close() {
+	w.b.close()
+	w.d.close()
+}
 
 func (w *BeaconWriter) insert(rows []BeaconRow) error {
 	start := time.Now()

@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -41,7 +43,10 @@ func fullBeacon(pv string) store.BeaconRow {
 func TestBeaconWriterStoresAndDedupes(t *testing.T) {
 	_, conn := chtest.New(t)
 	ctx := context.Background()
-	w := store.NewBeaconWriter(conn, store.WriterOptions{MaxDelay: 10 * time.Millisecond})
+	w, err := store.NewBeaconWriter(conn, store.WriterOptions{MaxDelay: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer w.Close()
 	full := fullBeacon("2868f94a-3818-45f6-bd22-b331b62b2949")
 	bare := store.BeaconRow{Beacon: store.Beacon{V: 1, Site: "mrs_x", PV: "00000000-0000-4000-8000-000000000000", URL: "https://shop.example/", Sample: 1, Webdriver: true},
@@ -71,7 +76,7 @@ func TestBeaconWriterStoresAndDedupes(t *testing.T) {
 		stNames          []string
 		stHas            []uint8
 	)
-	err := conn.QueryRow(ctx, `SELECT country, browser, asn, lcp_ms, dns_ms, load_ms, tls_ms, redirect_ms, server_timing_name, server_timing_has_dur
+	err = conn.QueryRow(ctx, `SELECT country, browser, asn, lcp_ms, dns_ms, load_ms, tls_ms, redirect_ms, server_timing_name, server_timing_has_dur
 		FROM rum_pageviews FINAL WHERE pv = ?`, full.PV).Scan(&country, &browser, &asn, &lcp, &dns, &load, &tls, &redirect, &stNames, &stHas)
 	if err != nil {
 		t.Fatal(err)
@@ -123,5 +128,48 @@ func TestBeaconWriterStoresAndDedupes(t *testing.T) {
 	}
 	if wm := got[3]; wm.kind != "probe_warm" || *wm.dur != 12.5 || *wm.dns != 0 {
 		t.Errorf("warm probe row: got %+v", wm)
+	}
+}
+
+// While ClickHouse cannot take inserts, beacons are acknowledged from the
+// disk spool and land once it can: the same path as results.
+func TestBeaconWriterSpoolsWhileClickHouseIsAway(t *testing.T) {
+	_, conn := chtest.New(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	w, err := store.NewBeaconWriter(conn, store.WriterOptions{MaxDelay: 5 * time.Millisecond, SpoolDir: dir, DrainEvery: 20 * time.Millisecond, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := conn.Exec(ctx, "RENAME TABLE rum_pageviews TO rum_pageviews_away"); err != nil {
+		t.Fatal(err)
+	}
+	rows := make([]store.BeaconRow, 20)
+	for i := range rows {
+		rows[i] = store.BeaconRow{
+			Beacon:     store.Beacon{V: 1, Site: "mrs_x", PV: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), URL: "https://shop.example/", Sample: 1},
+			Visitor:    store.Visitor{Country: "DE", Browser: "Firefox"},
+			ReceivedAt: time.Now(),
+		}
+	}
+	if err := w.Write(ctx, rows); err != nil {
+		t.Fatalf("write while ClickHouse is away: got %v, want it spooled and acknowledged", err)
+	}
+	if err := conn.Exec(ctx, "RENAME TABLE rum_pageviews_away TO rum_pageviews"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	var n uint64
+	var country string
+	for time.Now().Before(deadline) {
+		conn.QueryRow(ctx, "SELECT count(), any(country) FROM rum_pageviews FINAL").Scan(&n, &country)
+		if files, _ := filepath.Glob(filepath.Join(dir, "batch-*")); n == 20 && len(files) == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n != 20 || country != "DE" {
+		t.Errorf("after ClickHouse came back: got %d page views (country %q), want 20 (DE)", n, country)
 	}
 }

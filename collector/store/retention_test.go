@@ -21,7 +21,10 @@ func TestApplyRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	bw := store.NewBeaconWriter(conn, store.WriterOptions{MaxDelay: 5 * time.Millisecond})
+	bw, err := store.NewBeaconWriter(conn, store.WriterOptions{MaxDelay: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer bw.Close()
 	now := time.Now()
 	var rows []store.Row

@@ -19,16 +19,112 @@ import (
 // callers answer 503 with Retry-After so senders keep their data.
 var ErrSpoolFull = errors.New("ClickHouse is unavailable and the collector's spool is full")
 
-var (
-	spoolBatches = metrics.NewCounter("meridian_store_spooled_batches_total")
-	spoolRows    = metrics.NewCounter("meridian_store_spooled_rows_total")
-	spoolDrained = metrics.NewCounter("meridian_store_spool_drained_rows_total")
-)
+// durable writes batches to ClickHouse with send or, when that fails, to an
+// fsynced disk spool (one file per batch) that a background loop drains with
+// send once ClickHouse takes inserts again. Either way a nil error means the
+// batch is durable, so it may be acknowledged. Without a spool directory a
+// failed send is simply an error.
+type durable[T any] struct {
+	what  string // "results", "beacons": for logs and metrics
+	send  func([]T) error
+	spool *diskSpool[T] // nil without a directory
+	logf  func(format string, args ...any)
+	stop  chan struct{}
+	wg    sync.WaitGroup
+}
+
+func newDurable[T any](what, dir string, opt WriterOptions, send func([]T) error) (*durable[T], error) {
+	d := &durable[T]{what: what, send: send, logf: opt.Logf, stop: make(chan struct{})}
+	if d.logf == nil {
+		d.logf = func(string, ...any) {}
+	}
+	if dir == "" {
+		return d, nil
+	}
+	maxBytes, every := opt.SpoolMaxBytes, opt.DrainEvery
+	if maxBytes <= 0 {
+		maxBytes = 1 << 30
+	}
+	if every <= 0 {
+		every = 2 * time.Second
+	}
+	sp, err := openDiskSpool[T](dir, maxBytes, what)
+	if err != nil {
+		return nil, err
+	}
+	d.spool = sp
+	d.wg.Add(1)
+	go d.drainLoop(every)
+	return d, nil
+}
+
+func (d *durable[T]) write(items []T) error {
+	err := d.send(items)
+	if err == nil || d.spool == nil {
+		return err
+	}
+	if serr := d.spool.put(items); serr != nil {
+		d.logf("cannot spool %d %s after a failed insert (%v): %v", len(items), d.what, err, serr)
+		return serr
+	}
+	d.logf("ClickHouse insert failed (%v): spooled %d %s to %s", err, len(items), d.what, d.spool.dir)
+	return nil
+}
+
+// close stops draining; spooled batches stay on disk for the next start.
+func (d *durable[T]) close() {
+	close(d.stop)
+	d.wg.Wait()
+}
+
+func (d *durable[T]) drainLoop(every time.Duration) {
+	defer d.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-t.C:
+			if !d.spool.empty() {
+				d.drain()
+			}
+		}
+	}
+}
+
+// drain moves spooled batches into ClickHouse, oldest first, stopping at the
+// first failure until the next tick.
+func (d *durable[T]) drain() {
+	files, err := d.spool.files()
+	if err != nil {
+		d.logf("%v", err)
+		return
+	}
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			continue
+		}
+		items, err := readSpooled[T](f)
+		if err != nil {
+			d.logf("%v: moved aside as %s.bad", err, f)
+			os.Rename(f, f+".bad")
+			d.spool.done(f, fi.Size())
+			continue
+		}
+		if err := d.send(items); err != nil {
+			return // still away; try again next tick
+		}
+		d.spool.done(f, fi.Size())
+		metrics.GetOrCreateCounter(`meridian_store_spool_drained_total{what="` + d.what + `"}`).Add(len(items))
+		d.logf("drained %d spooled %s into ClickHouse", len(items), d.what)
+	}
+}
 
 // diskSpool keeps batches that could not be written to ClickHouse, one
-// fsynced file per batch, until they can be. A batch is acknowledged to its
-// sender once its file is durable.
-type diskSpool struct {
+// fsynced file of JSON lines per batch.
+type diskSpool[T any] struct {
 	dir      string
 	maxBytes int64
 
@@ -37,19 +133,11 @@ type diskSpool struct {
 	bytes int64
 }
 
-// spooledRow is a Row on disk: the result's own JSON plus what the
-// collector added to it.
-type spooledRow struct {
-	Row        json.RawMessage `json:"result"`
-	Region     string          `json:"region"`
-	ReceivedAt int64           `json:"received_at_unix"`
-}
-
-func openDiskSpool(dir string, maxBytes int64) (*diskSpool, error) {
+func openDiskSpool[T any](dir string, maxBytes int64, what string) (*diskSpool[T], error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("cannot create spool directory %q: %w", dir, err)
 	}
-	s := &diskSpool{dir: dir, maxBytes: maxBytes}
+	s := &diskSpool[T]{dir: dir, maxBytes: maxBytes}
 	files, err := s.files()
 	if err != nil {
 		return nil, err
@@ -64,21 +152,17 @@ func openDiskSpool(dir string, maxBytes int64) (*diskSpool, error) {
 		fmt.Sscanf(filepath.Base(f), "batch-%020d.ndjson", &n)
 		s.seq = max(s.seq, n)
 	}
-	spoolGauge(s)
-	return s, nil
-}
-
-func spoolGauge(s *diskSpool) {
-	metrics.GetOrCreateGauge("meridian_store_spool_bytes", func() float64 {
+	metrics.GetOrCreateGauge(`meridian_store_spool_bytes{what="`+what+`"}`, func() float64 {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return float64(s.bytes)
 	})
+	return s, nil
 }
 
 // files lists the spooled batches, oldest first. Temporary files from a
 // crash mid-write are removed: their batch was never acknowledged.
-func (s *diskSpool) files() ([]string, error) {
+func (s *diskSpool[T]) files() ([]string, error) {
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read spool directory %q: %w", s.dir, err)
@@ -97,15 +181,14 @@ func (s *diskSpool) files() ([]string, error) {
 	return out, nil
 }
 
-// put writes rows durably (write, fsync, rename, fsync the directory).
-func (s *diskSpool) put(rows []Row) error {
+// put writes items durably (write, fsync, rename, fsync the directory).
+func (s *diskSpool[T]) put(items []T) error {
 	var buf []byte
-	for i := range rows {
-		res, err := json.Marshal(&rows[i].Result)
+	for i := range items {
+		line, err := json.Marshal(&items[i])
 		if err != nil {
-			return fmt.Errorf("cannot encode result %s for the spool: %w", rows[i].ID, err)
+			return fmt.Errorf("cannot encode a row for the spool: %w", err)
 		}
-		line, _ := json.Marshal(spooledRow{Row: res, Region: rows[i].Region, ReceivedAt: rows[i].ReceivedAt.UnixNano()})
 		buf = append(append(buf, line...), '\n')
 	}
 	s.mu.Lock()
@@ -116,11 +199,9 @@ func (s *diskSpool) put(rows []Row) error {
 	s.seq++
 	name := filepath.Join(s.dir, fmt.Sprintf("batch-%020d.ndjson", s.seq))
 	if err := writeFileSync(name, buf); err != nil {
-		return fmt.Errorf("cannot spool %d results: %w", len(rows), err)
+		return fmt.Errorf("cannot spool %d rows: %w", len(items), err)
 	}
 	s.bytes += int64(len(buf))
-	spoolBatches.Inc()
-	spoolRows.Add(len(rows))
 	return nil
 }
 
@@ -130,21 +211,17 @@ func writeFileSync(name string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
+	if err == nil {
+		err = os.Rename(tmp, name)
 	}
-	if err := os.Rename(tmp, name); err != nil {
+	if err != nil {
 		os.Remove(tmp)
 		return err
 	}
@@ -156,33 +233,28 @@ func writeFileSync(name string, data []byte) error {
 	return d.Sync()
 }
 
-// read returns the rows of one spooled batch.
-func readSpooled(name string) ([]Row, error) {
+// readSpooled returns the rows of one spooled batch.
+func readSpooled[T any](name string) ([]T, error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	var rows []Row
+	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+	var items []T
 	for sc.Scan() {
-		var sr spooledRow
-		if err := json.Unmarshal(sc.Bytes(), &sr); err != nil {
+		var item T
+		if err := json.Unmarshal(sc.Bytes(), &item); err != nil {
 			return nil, fmt.Errorf("spooled batch %s is damaged: %w", filepath.Base(name), err)
 		}
-		var r Row
-		if err := json.Unmarshal(sr.Row, &r.Result); err != nil {
-			return nil, fmt.Errorf("spooled batch %s is damaged: %w", filepath.Base(name), err)
-		}
-		r.Region, r.ReceivedAt = sr.Region, unixNano(sr.ReceivedAt)
-		rows = append(rows, r)
+		items = append(items, item)
 	}
-	return rows, sc.Err()
+	return items, sc.Err()
 }
 
 // done removes a batch once it is in ClickHouse.
-func (s *diskSpool) done(name string, size int64) {
+func (s *diskSpool[T]) done(name string, size int64) {
 	if err := os.Remove(name); err == nil {
 		s.mu.Lock()
 		s.bytes -= size
@@ -190,10 +262,8 @@ func (s *diskSpool) done(name string, size int64) {
 	}
 }
 
-func (s *diskSpool) empty() bool {
+func (s *diskSpool[T]) empty() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.bytes == 0
 }
-
-func unixNano(ns int64) time.Time { return time.Unix(0, ns) }

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -42,37 +40,21 @@ type WriterOptions struct {
 // returns only once its rows are in ClickHouse, so a caller can acknowledge
 // a batch knowing it is durable.
 type Writer struct {
-	conn  driver.Conn
-	opt   WriterOptions
-	b     *batcher[Row]
-	spool *diskSpool // nil without SpoolDir
-	stop  chan struct{}
-	wg    sync.WaitGroup
+	conn driver.Conn
+	b    *batcher[Row]
+	d    *durable[Row]
 }
 
 // NewWriter starts a writer; Close stops it. It fails only when the spool
 // directory cannot be used.
 func NewWriter(conn driver.Conn, opt WriterOptions) (*Writer, error) {
-	if opt.SpoolMaxBytes <= 0 {
-		opt.SpoolMaxBytes = 1 << 30
+	w := &Writer{conn: conn}
+	d, err := newDurable("results", opt.SpoolDir, opt, w.send)
+	if err != nil {
+		return nil, err
 	}
-	if opt.DrainEvery <= 0 {
-		opt.DrainEvery = 2 * time.Second
-	}
-	if opt.Logf == nil {
-		opt.Logf = func(string, ...any) {}
-	}
-	w := &Writer{conn: conn, opt: opt, stop: make(chan struct{})}
-	if opt.SpoolDir != "" {
-		sp, err := openDiskSpool(opt.SpoolDir, opt.SpoolMaxBytes)
-		if err != nil {
-			return nil, err
-		}
-		w.spool = sp
-		w.wg.Add(1)
-		go w.drainLoop()
-	}
-	w.b = newBatcher(opt, w.insert)
+	w.d = d
+	w.b = newBatcher(opt, d.write)
 	return w, nil
 }
 
@@ -85,8 +67,7 @@ func (w *Writer) Write(ctx context.Context, rows []Row) error { return w.b.write
 // on disk for the next start.
 func (w *Writer) Close() {
 	w.b.close()
-	close(w.stop)
-	w.wg.Wait()
+	w.d.close()
 }
 
 var insertResults = func() string {
@@ -96,22 +77,6 @@ var insertResults = func() string {
 	}
 	return "INSERT INTO results (" + strings.Join(names, ", ") + ")"
 }()
-
-// insert writes the requests' rows to ClickHouse or, failing that, to the
-// spool; either way a nil error means the rows are durable.
-func (w *Writer) insert(rows []Row) error {
-	n := len(rows)
-	err := w.send(rows)
-	if err == nil || w.spool == nil {
-		return err
-	}
-	if serr := w.spool.put(rows); serr != nil {
-		w.opt.Logf("cannot spool %d results after a failed insert (%v): %v", n, err, serr)
-		return serr
-	}
-	w.opt.Logf("ClickHouse insert failed (%v): spooled %d results to %s", err, n, w.opt.SpoolDir)
-	return nil
-}
 
 func (w *Writer) send(rows []Row) error {
 	n := len(rows)
@@ -145,49 +110,4 @@ func (w *Writer) appendAndSend(ctx context.Context, rows []Row) error {
 		}
 	}
 	return batch.Send()
-}
-
-// drainLoop moves spooled batches into ClickHouse, oldest first, stopping
-// at the first failure until the next tick.
-func (w *Writer) drainLoop() {
-	defer w.wg.Done()
-	t := time.NewTicker(w.opt.DrainEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-w.stop:
-			return
-		case <-t.C:
-			if !w.spool.empty() {
-				w.drain()
-			}
-		}
-	}
-}
-
-func (w *Writer) drain() {
-	files, err := w.spool.files()
-	if err != nil {
-		w.opt.Logf("%v", err)
-		return
-	}
-	for _, f := range files {
-		fi, err := os.Stat(f)
-		if err != nil {
-			continue
-		}
-		rows, err := readSpooled(f)
-		if err != nil {
-			w.opt.Logf("%v: moved aside as %s.bad", err, f)
-			os.Rename(f, f+".bad")
-			w.spool.done(f, fi.Size())
-			continue
-		}
-		if err := w.send(rows); err != nil {
-			return // still away; try again next tick
-		}
-		w.spool.done(f, fi.Size())
-		spoolDrained.Add(len(rows))
-		w.opt.Logf("drained %d spooled results into ClickHouse", len(rows))
-	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -47,7 +48,7 @@ func serve(c *cli.Context) error {
 	}
 	writer, err := store.NewWriter(conn, store.WriterOptions{
 		MaxDelay:      c.Duration("flush-interval"),
-		SpoolDir:      c.String("spool-dir"),
+		SpoolDir:      filepath.Join(c.String("spool-dir"), "results"),
 		SpoolMaxBytes: c.Int64("spool-max-bytes"),
 		Logf:          func(format string, args ...any) { logger.Warn(fmt.Sprintf(format, args...)) },
 	})
@@ -65,7 +66,12 @@ func serve(c *cli.Context) error {
 		Ready:        func(ctx context.Context) error { return conn.Ping(ctx) },
 		Logger:       logger,
 	}
-	closeBeacons, err := setupBeacons(c, conn, store.WriterOptions{MaxDelay: c.Duration("flush-interval")}, &cfg)
+	closeBeacons, err := setupBeacons(c, conn, store.WriterOptions{
+		MaxDelay:      c.Duration("flush-interval"),
+		SpoolDir:      filepath.Join(c.String("spool-dir"), "beacons"),
+		SpoolMaxBytes: c.Int64("spool-max-bytes"),
+		Logf:          func(format string, args ...any) { logger.Warn(fmt.Sprintf(format, args...)) },
+	}, &cfg)
 	if err != nil {
 		return err
 	}

@@ -195,7 +195,11 @@ func setupBeacons(c *cli.Context, conn driver.Conn, opt store.WriterOptions, cfg
 	if err != nil {
 		return nil, err
 	}
-	w := store.NewBeaconWriter(conn, opt)
+	w, err := store.NewBeaconWriter(conn, opt)
+	if err != nil {
+		en.Close()
+		return nil, err
+	}
 	cfg.Sites, cfg.Beacons, cfg.Enricher = store.NewSiteCache(conn), w, en
 	return func() { w.Close(); en.Close() }, nil
 }
