@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -152,6 +153,15 @@ func TestNothingReadable(t *testing.T) {
 func TestRealHost(t *testing.T) {
 	s := New(Options{})
 	s.Sample()
+	time.Sleep(50 * time.Millisecond) // the real /proc/stat: its counters move in 10 ms ticks
 	s.Sample()
-	t.Logf("this host: %+v", s.Host()) // whatever the sandbox allows; it must not panic
+	h := s.Host()
+	t.Logf("this host: %+v", h)
+	if runtime.GOOS != "linux" {
+		return
+	}
+	// Linux always has /proc/stat: two samples give a steal figure, 0 or more.
+	if h == nil || h.CPUStealPct == nil || *h.CPUStealPct < 0 || *h.CPUStealPct > 100 {
+		t.Errorf("got host %+v, want a CPU steal percentage in [0, 100] after two samples", h)
+	}
 }
