@@ -164,14 +164,7 @@ func (b *browserProc) load(ctx context.Context, c *Check, u *url.URL) (*pageLoad
 	if ua == "" {
 		ua = b.userAgent
 	}
-	if err := chromedp.Do(tabCtx, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		rec.setMainFrame(cdp.FrameID(t.TargetID))
-		if _, err := cdp.Call(loadCtx, t, emulation.SetUserAgentOverride, emulation.SetUserAgentOverrideParams{UserAgent: ua}); err != nil {
-			return err
-		}
-		_, err := cdp.Call(loadCtx, t, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: vitalsScript})
-		return err
-	})); err != nil {
+	if err := prepareTab(tabCtx, loadCtx, rec, ua); err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("browser check %q: could not open a tab before the deadline: %w", c.Name, ctx.Err())
 		}
@@ -210,26 +203,7 @@ func (b *browserProc) load(ctx context.Context, c *Check, u *url.URL) (*pageLoad
 	if doc == nil {
 		doc = rec.mainDocument()
 	}
-	res.HTTP = browserHTTP(u, doc)
-	res.TLS = browserTLS(u, doc, start)
-	docEnd, docBytes := rec.document(doc)
-	if docBytes > 0 {
-		res.HTTP.Bytes = &docBytes
-	}
-	if m != nil {
-		m.fill(res, u, doc, docEnd)
-	}
-	rec.mu.Lock()
-	if res.Browser == nil {
-		res.Browser = &result.Browser{}
-	}
-	res.Browser.ConsoleErrors = rec.consoleErrors
-	rec.mu.Unlock()
-	res.Browser.Hosts = rec.hosts()
-	res.Browser.Resources, res.Browser.PageBytes = rec.totals()
-	if res.Browser.Resources == 0 && m != nil { // no network events: fall back on resource timing
-		res.Browser.Resources, res.Browser.PageBytes = m.Resources, m.Bytes
-	}
+	assemble(res, u, doc, m, rec, start)
 	res.OK = true
 	switch {
 	case navErr == nil:
@@ -259,6 +233,46 @@ func (b *browserProc) load(ctx context.Context, c *Check, u *url.URL) (*pageLoad
 		res.Fail(result.ErrBrowser, navErr)
 	}
 	return pl, nil
+}
+
+// prepareTab remembers the tab's main frame, sets the user agent and
+// installs the script that observes LCP, CLS and long tasks from the first
+// byte of every document.
+func prepareTab(tabCtx, loadCtx context.Context, rec *pageRecorder, ua string) error {
+	return chromedp.Do(tabCtx, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		rec.setMainFrame(cdp.FrameID(t.TargetID))
+		if _, err := cdp.Call(loadCtx, t, emulation.SetUserAgentOverride, emulation.SetUserAgentOverrideParams{UserAgent: ua}); err != nil {
+			return err
+		}
+		_, err := cdp.Call(loadCtx, t, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: vitalsScript})
+		return err
+	}))
+}
+
+// assemble fills res from what the load left: the main document's network
+// record, the page's own metrics (m, nil when they could not be read) and
+// the recorder's per-request tally.
+func assemble(res *result.Result, u *url.URL, doc *network.Response, m *pageMetrics, rec *pageRecorder, start time.Time) {
+	res.HTTP = browserHTTP(u, doc)
+	res.TLS = browserTLS(u, doc, start)
+	docEnd, docBytes := rec.document(doc)
+	if docBytes > 0 {
+		res.HTTP.Bytes = &docBytes
+	}
+	if m != nil {
+		m.fill(res, u, doc, docEnd)
+	}
+	rec.mu.Lock()
+	if res.Browser == nil {
+		res.Browser = &result.Browser{}
+	}
+	res.Browser.ConsoleErrors = rec.consoleErrors
+	rec.mu.Unlock()
+	res.Browser.Hosts = rec.hosts()
+	res.Browser.Resources, res.Browser.PageBytes = rec.totals()
+	if res.Browser.Resources == 0 && m != nil { // no network events: fall back on resource timing
+		res.Browser.Resources, res.Browser.PageBytes = m.Resources, m.Bytes
+	}
 }
 
 // loadErrorClass maps Chromium's net error text (net/base/net_error_list.h)
