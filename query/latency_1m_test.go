@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meridian-net/meridian/collector/store"
-	"github.com/meridian-net/meridian/internal/chtest"
 	"github.com/meridian-net/meridian/internal/result"
 	"github.com/meridian-net/meridian/query"
 )
@@ -15,42 +13,10 @@ import (
 // the same quantiles as the raw query, a replay counted again (the view
 // sees inserts, not merges) where the raw query, reading FINAL, is exact.
 func TestLatencyRollup(t *testing.T) {
-	_, conn := chtest.New(t)
-	w, err := store.NewWriter(conn, store.WriterOptions{MaxDelay: 5 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
 	now := time.Now()
-	var rows []store.Row
-	for i := 1; i <= 110; i++ {
-		for _, region := range []string{"eu", "us"} {
-			r := result.New("a-"+region, "home", result.KindHTTP, "https://example.com/", now.Add(-2*time.Minute))
-			if i <= 100 {
-				ms := float64(i)
-				if region == "us" {
-					ms += 100
-				}
-				r.OK, r.TotalMs = true, &ms
-			} else {
-				r.Fail(result.ErrConnectRefused, nil)
-			}
-			rows = append(rows, store.Row{Result: *r, Region: region, ReceivedAt: now})
-		}
-	}
 	ok := result.New("a-eu", "home", result.KindHTTP, "https://example.com/", now.Add(-2*time.Minute))
 	ok.OK = true // a success without a total time: counted, not in the quantiles
-	rows = append(rows, store.Row{Result: *ok, Region: "eu", ReceivedAt: now})
-	old := result.New("a-eu", "home", result.KindHTTP, "https://example.com/", now.Add(-3*time.Hour))
-	ms := 9999.0
-	old.OK, old.TotalMs = true, &ms
-	rows = append(rows, store.Row{Result: *old, Region: "eu", ReceivedAt: now})
-	if err := w.Write(context.Background(), rows); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Write(context.Background(), rows[:20]); err != nil { // a replay: 10 eu, 10 us
-		t.Fatal(err)
-	}
+	conn := seed(t, ok)
 
 	o := query.LatencyOptions{Since: time.Hour, By: []string{"region", "target"}}
 	raw, err := query.Latency(context.Background(), conn, o)

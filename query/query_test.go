@@ -8,49 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meridian-net/meridian/collector/store"
-	"github.com/meridian-net/meridian/internal/chtest"
-	"github.com/meridian-net/meridian/internal/result"
 	"github.com/meridian-net/meridian/query"
 )
 
 func TestLatency(t *testing.T) {
-	_, conn := chtest.New(t)
-	w, err := store.NewWriter(conn, store.WriterOptions{MaxDelay: 5 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	now := time.Now()
-	var rows []store.Row
-	add := func(region string, r *result.Result) {
-		rows = append(rows, store.Row{Result: *r, Region: region, ReceivedAt: now})
-	}
-	for i := 1; i <= 110; i++ {
-		for _, region := range []string{"eu", "us"} {
-			r := result.New("a-"+region, "home", result.KindHTTP, "https://example.com/", now.Add(-time.Minute))
-			if i <= 100 {
-				ms := float64(i)
-				if region == "us" {
-					ms += 100
-				}
-				r.OK, r.TotalMs = true, &ms
-			} else {
-				r.Fail(result.ErrConnectRefused, nil)
-			}
-			add(region, r)
-		}
-	}
-	old := result.New("a-eu", "home", result.KindHTTP, "https://example.com/", now.Add(-3*time.Hour))
-	ms := 9999.0
-	old.OK, old.TotalMs = true, &ms
-	add("eu", old)
-	if err := w.Write(context.Background(), rows); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Write(context.Background(), rows[:20]); err != nil { // a replay
-		t.Fatal(err)
-	}
+	conn := seed(t)
 
 	tab, err := query.Latency(context.Background(), conn, query.LatencyOptions{Since: time.Hour, By: []string{"region", "target"}})
 	if err != nil {
