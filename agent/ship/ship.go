@@ -48,7 +48,7 @@ const (
 	DefaultInterval   = time.Second
 	DefaultBatch      = 500
 	DefaultMaxBackoff = 60 * time.Second
-	DefaultPostTimout = 30 * time.Second
+	DefaultPostTimeout = 30 * time.Second
 )
 
 // Options configure a Shipper.
@@ -93,7 +93,7 @@ func New(q Queue, opts Options) *Shipper {
 		opts.MaxBackoff = DefaultMaxBackoff
 	}
 	if opts.Client == nil {
-		opts.Client = &http.Client{Timeout: DefaultPostTimout}
+		opts.Client = &http.Client{Timeout: DefaultPostTimeout}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

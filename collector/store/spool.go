@@ -67,6 +67,7 @@ func (d *durable[T]) write(items []T) error {
 		d.logf("cannot spool %d %s after a failed insert (%v): %v", len(items), d.what, err, serr)
 		return serr
 	}
+	metrics.GetOrCreateCounter(`meridian_store_spooled_total{what="` + d.what + `"}`).Add(len(items))
 	d.logf("ClickHouse insert failed (%v): spooled %d %s to %s", err, len(items), d.what, d.spool.dir)
 	return nil
 }

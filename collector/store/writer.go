@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -70,13 +69,7 @@ func (w *Writer) Close() {
 	w.d.close()
 }
 
-var insertResults = func() string {
-	names := make([]string, len(resultColumns))
-	for i, c := range resultColumns {
-		names[i] = c.name
-	}
-	return "INSERT INTO results (" + strings.Join(names, ", ") + ")"
-}()
+var insertResults = insertInto("results", resultColumns, func(c column) string { return c.name })
 
 func (w *Writer) send(rows []Row) error {
 	n := len(rows)

@@ -11,11 +11,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/meridian-net/meridian/internal/cliutil"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/meridian-net/meridian/agent/probe"
+	"github.com/meridian-net/meridian/internal/cliutil"
 	"github.com/meridian-net/meridian/internal/result"
 )
 

@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/meridian-net/meridian/internal/cliutil"
-
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/urfave/cli/v2"
 
@@ -21,6 +19,7 @@ import (
 	"github.com/meridian-net/meridian/agent/sched"
 	"github.com/meridian-net/meridian/agent/ship"
 	"github.com/meridian-net/meridian/agent/spool"
+	"github.com/meridian-net/meridian/internal/cliutil"
 	"github.com/meridian-net/meridian/internal/result"
 )
 

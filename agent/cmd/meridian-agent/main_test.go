@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/meridian-net/meridian/internal/cliutil"
-
 	"github.com/meridian-net/meridian/internal/result"
 )
 
