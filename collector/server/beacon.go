@@ -48,10 +48,6 @@ var (
 	beaconDuration  = metrics.NewHistogram("meridian_beacon_duration_seconds")
 )
 
-func beaconRejected(reason string) *metrics.Counter {
-	return metrics.GetOrCreateCounter(`meridian_beacon_rejected_total{reason="` + reason + `"}`)
-}
-
 // beaconHandler takes one page view from a browser: it validates, enriches,
 // drops the client address, and hands the row to the batched writer.
 type beaconHandler struct {
@@ -197,8 +193,7 @@ func checkBeaconHeaders(r *http.Request) (status int, reason string, err error) 
 }
 
 func beaconFail(w http.ResponseWriter, status int, reason, msg string) {
-	beaconRejected(reason).Inc()
-	writeJSON(w, status, map[string]string{"error": msg, "reason": reason})
+	reject(w, "meridian_beacon_rejected_total", status, reason, msg)
 }
 
 // DecodeBeacon decodes one beacon strictly (rum-js/BEACON.md, format v1):
@@ -421,9 +416,10 @@ func validateFetch(c *checker, field string, f *store.ProbeFetch) {
 	c.bytes(field+".bytes", f.Bytes)
 }
 
+// clipString shortens s for an error message, marking the cut.
 func clipString(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n] + "…"
+	return truncate(s, n) + "…"
 }

@@ -25,10 +25,6 @@ var (
 	ingestDuration  = metrics.NewHistogram("meridian_ingest_duration_seconds")
 )
 
-func rejected(reason string) *metrics.Counter {
-	return metrics.GetOrCreateCounter(`meridian_ingest_rejected_total{reason="` + reason + `"}`)
-}
-
 // resultsHandler takes a batch of results from an agent: all of it is stored
 // and acknowledged, or none of it is.
 type resultsHandler struct {
@@ -160,7 +156,13 @@ func statusFor(err error) int {
 
 // fail answers with a JSON error that names the reason; agents log it.
 func fail(w http.ResponseWriter, status int, reason, msg string) {
-	rejected(reason).Inc()
+	reject(w, "meridian_ingest_rejected_total", status, reason, msg)
+}
+
+// reject answers with a JSON error naming the reason and counts it in the
+// metric family, by reason.
+func reject(w http.ResponseWriter, family string, status int, reason, msg string) {
+	metrics.GetOrCreateCounter(family + `{reason="` + reason + `"}`).Inc()
 	writeJSON(w, status, map[string]string{"error": msg, "reason": reason})
 }
 

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -76,7 +75,7 @@ func open(ctx context.Context, o Options, database string) (driver.Conn, error) 
 // version. The column list is always spelled out (18.16 sees 0 columns
 // without it).
 func insert(ctx context.Context, conn driver.Conn, table string, columns []string, values ...any) error {
-	batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+table+" ("+strings.Join(columns, ", ")+")")
+	batch, err := conn.PrepareBatch(ctx, insertInto(table, columns, func(c string) string { return c }))
 	if err != nil {
 		return err
 	}
