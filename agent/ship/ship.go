@@ -45,9 +45,9 @@ const Path = "/v1/results"
 
 // Defaults.
 const (
-	DefaultInterval   = time.Second
-	DefaultBatch      = 500
-	DefaultMaxBackoff = 60 * time.Second
+	DefaultInterval    = time.Second
+	DefaultBatch       = 500
+	DefaultMaxBackoff  = 60 * time.Second
 	DefaultPostTimeout = 30 * time.Second
 )
 
