@@ -20,16 +20,8 @@ type batchReq[T any] struct {
 	err   chan error // buffered, 1
 }
 
+// newBatcher takes opt with defaults applied.
 func newBatcher[T any](opt WriterOptions, flush func([]T) error) *batcher[T] {
-	if opt.MaxRows <= 0 {
-		opt.MaxRows = 10000
-	}
-	if opt.MaxDelay <= 0 {
-		opt.MaxDelay = 250 * time.Millisecond
-	}
-	if opt.Queue <= 0 {
-		opt.Queue = 1024
-	}
 	b := &batcher[T]{opt: opt, in: make(chan *batchReq[T], opt.Queue), done: make(chan struct{}), flush: flush}
 	go b.loop()
 	return b

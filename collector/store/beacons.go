@@ -311,38 +311,32 @@ var (
 
 // BeaconWriter batches beacons from many concurrent requests into few
 // INSERTs (one into rum_pageviews, one into rum_cdn per flush). Write returns
-// only once the beacons are durable: in ClickHouse or, with a SpoolDir while
-// ClickHouse is away, in the spool.
+// only once the beacons are durable (see WriterOptions.SpoolDir).
 type BeaconWriter struct {
 	conn driver.Conn
-	b    *batcher[BeaconRow]
-	d    *durable[BeaconRow]
+	s    sink[BeaconRow]
 }
 
 // NewBeaconWriter starts a writer; Close stops it. Options as for Writer;
 // it fails only when the spool directory cannot be used.
 func NewBeaconWriter(conn driver.Conn, opt WriterOptions) (*BeaconWriter, error) {
 	w := &BeaconWriter{conn: conn}
-	d, err := newDurable("beacons", opt.SpoolDir, opt, w.insert)
+	s, err := newSink("beacons", opt, w.insert)
 	if err != nil {
 		return nil, err
 	}
-	w.d = d
-	w.b = newBatcher(opt, d.write)
+	w.s = s
 	return w, nil
 }
 
 // Write stores rows and returns once they are durable (nil), or an error
-// (ErrOverloaded when the queue is full, ErrSpoolFull, or the insert's).
+// (ErrOverloaded, ErrSpoolFull, the disk's or the insert's).
 func (w *BeaconWriter) Write(ctx context.Context, rows []BeaconRow) error {
-	return w.b.write(ctx, rows)
+	return w.s.write(ctx, rows)
 }
 
-// Close flushes what is pending and stops the writer.
-func (w *BeaconWriter) Close() {
-	w.b.close()
-	w.d.close()
-}
+// Close writes what is pending and stops the writer.
+func (w *BeaconWriter) Close() { w.s.close() }
 
 func (w *BeaconWriter) insert(rows []BeaconRow) error {
 	start := time.Now()

@@ -164,7 +164,7 @@ func TestBeaconWriterSpoolsWhileClickHouseIsAway(t *testing.T) {
 	var country string
 	for time.Now().Before(deadline) {
 		conn.QueryRow(ctx, "SELECT count(), any(country) FROM rum_pageviews FINAL").Scan(&n, &country)
-		if files, _ := filepath.Glob(filepath.Join(dir, "batch-*")); n == 20 && len(files) == 0 {
+		if files, _ := filepath.Glob(filepath.Join(dir, "seg-*")); n == 20 && len(files) == 0 {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -195,7 +195,7 @@ func TestWriterSpoolsWhileClickHouseIsAway(t *testing.T) {
 			t.Fatalf("write %d while ClickHouse is away: got %v, want it spooled and acknowledged", i, err)
 		}
 	}
-	files, _ := filepath.Glob(filepath.Join(dir, "batch-*.ndjson"))
+	files, _ := filepath.Glob(filepath.Join(dir, "seg-*.ndjson"))
 	if len(files) == 0 {
 		t.Fatal("nothing in the spool directory")
 	}
@@ -206,7 +206,7 @@ func TestWriterSpoolsWhileClickHouseIsAway(t *testing.T) {
 	var n uint64
 	for time.Now().Before(deadline) {
 		conn.QueryRow(ctx, "SELECT count() FROM results FINAL").Scan(&n)
-		if files, _ = filepath.Glob(filepath.Join(dir, "batch-*")); n == 300 && len(files) == 0 {
+		if files, _ = filepath.Glob(filepath.Join(dir, "seg-*")); n == 300 && len(files) == 0 {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -26,48 +26,74 @@ type WriterOptions struct {
 	MaxDelay time.Duration // flush this long after the first pending row (default 250ms)
 	Queue    int           // requests waiting for a flush before ErrOverloaded (default 1024)
 
-	// SpoolDir, when set, is where batches go (fsynced) when ClickHouse
-	// cannot take them; they are acknowledged and drained later. Without
-	// it a failed flush fails its requests.
+	// SpoolDir, when set, is the journal every write is fsynced to before
+	// it is acknowledged; rows go on to ClickHouse in batches from memory,
+	// or from the journal when ClickHouse is away. Without it a write is
+	// acknowledged only once its batch is in ClickHouse, and a failed
+	// insert fails its requests.
 	SpoolDir      string
 	SpoolMaxBytes int64         // default 1 GiB; past it writes fail with ErrSpoolFull
-	DrainEvery    time.Duration // how often to retry spooled batches (default 2s)
+	DrainEvery    time.Duration // how often to retry ClickHouse after a failure (default 2s)
+	MemRows       int           // journalled rows held in memory for inserting (default 4 × MaxRows)
 	Logf          func(format string, args ...any)
 }
 
+func (o WriterOptions) withDefaults() WriterOptions {
+	if o.MaxRows <= 0 {
+		o.MaxRows = 10000
+	}
+	if o.MaxDelay <= 0 {
+		o.MaxDelay = 250 * time.Millisecond
+	}
+	if o.Queue <= 0 {
+		o.Queue = 1024
+	}
+	return o
+}
+
+// sink is how a writer makes rows durable: a journal with a SpoolDir, a
+// batcher that waits for the insert without.
+type sink[T any] interface {
+	write(ctx context.Context, items []T) error
+	close()
+}
+
+func newSink[T any](what string, opt WriterOptions, send func([]T) error) (sink[T], error) {
+	opt = opt.withDefaults()
+	if opt.SpoolDir == "" {
+		return newBatcher(opt, send), nil
+	}
+	return openJournal(what, opt.SpoolDir, opt, send)
+}
+
 // Writer batches rows from many concurrent requests into few INSERTs. Write
-// returns only once its rows are in ClickHouse, so a caller can acknowledge
-// a batch knowing it is durable.
+// returns only once its rows are durable (see WriterOptions.SpoolDir), so a
+// caller can acknowledge them.
 type Writer struct {
 	conn driver.Conn
-	b    *batcher[Row]
-	d    *durable[Row]
+	s    sink[Row]
 }
 
 // NewWriter starts a writer; Close stops it. It fails only when the spool
 // directory cannot be used.
 func NewWriter(conn driver.Conn, opt WriterOptions) (*Writer, error) {
 	w := &Writer{conn: conn}
-	d, err := newDurable("results", opt.SpoolDir, opt, w.send)
+	s, err := newSink("results", opt, w.send)
 	if err != nil {
 		return nil, err
 	}
-	w.d = d
-	w.b = newBatcher(opt, d.write)
+	w.s = s
 	return w, nil
 }
 
-// Write stores rows and returns once they are durable: in ClickHouse or,
-// while it is away, in the spool (nil); otherwise an error and nothing of
-// the rows is acknowledged.
-func (w *Writer) Write(ctx context.Context, rows []Row) error { return w.b.write(ctx, rows) }
+// Write stores rows and returns once they are durable (nil); otherwise an
+// error (ErrOverloaded, ErrSpoolFull, the disk's or the insert's) and
+// nothing of the rows is acknowledged.
+func (w *Writer) Write(ctx context.Context, rows []Row) error { return w.s.write(ctx, rows) }
 
-// Close flushes what is pending and stops the writer. Spooled batches stay
-// on disk for the next start.
-func (w *Writer) Close() {
-	w.b.close()
-	w.d.close()
-}
+// Close writes what is pending and stops the writer. What is not in
+// ClickHouse yet stays in the spool for the next start.
+func (w *Writer) Close() { w.s.close() }
 
 var insertResults = insertInto("results", resultColumns, func(c column) string { return c.name })
 

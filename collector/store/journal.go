@@ -1,0 +1,611 @@
+package store
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// ErrSpoolFull means the collector's journal is at its cap (ClickHouse has
+// been away or slow for long); callers answer 503 with Retry-After so
+// senders keep their data.
+var ErrSpoolFull = errors.New("the collector's spool is full: ClickHouse is unavailable or too slow")
+
+// journal makes writes durable before ClickHouse sees them: a write is
+// appended to the current segment file and acknowledged once that file is
+// fsynced (group commit: one fsync for every write that arrived meanwhile).
+// Its rows also go to an in-memory queue from which an inserter sends
+// large batches to ClickHouse; a segment file is deleted once every row in
+// it is in ClickHouse. When ClickHouse fails or falls behind, the rows stay
+// only on disk and are inserted from there when it takes inserts again —
+// also after a restart. So acknowledgement costs an fsync, not an insert,
+// and batches are as large as ClickHouse likes whatever the ack latency.
+//
+// A segment is one fsynced file of JSON lines. A crash can leave a torn
+// last line; it was never acknowledged and is skipped.
+type journal[T any] struct {
+	what     string // "results", "beacons": for logs and metrics
+	dir      string
+	maxBytes int64
+	opt      WriterOptions
+	send     func([]T) error
+	logf     func(format string, args ...any)
+
+	in    chan *journalReq[T]
+	bytes atomic.Int64 // segment files on disk, the current one included
+
+	mu      sync.Mutex // guards queue and memRows
+	queue   []journalEntry[T]
+	memRows int
+	wake    chan struct{} // 1-buffered: the queue has news
+
+	stop        chan struct{} // closed by close: the inserter finishes
+	committerWG sync.WaitGroup
+	inserterWG  sync.WaitGroup
+}
+
+type journalReq[T any] struct {
+	items []T
+	lines []byte // items encoded, one JSON line each
+	done  chan error
+}
+
+// journalEntry tells the inserter about a segment: rows appended to it
+// (lines first..first+len(items)), that it holds rows not in memory
+// (lost), or that it is complete (sealed).
+type journalEntry[T any] struct {
+	seg    uint64
+	first  int
+	items  []T
+	lost   bool
+	sealed bool
+}
+
+const (
+	segmentMaxBytes = 16 << 20
+	segmentMaxAge   = time.Second
+)
+
+func openJournal[T any](what, dir string, opt WriterOptions, send func([]T) error) (*journal[T], error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("cannot create spool directory %q: %w", dir, err)
+	}
+	j := &journal[T]{
+		what: what, dir: dir, maxBytes: opt.SpoolMaxBytes, opt: opt, send: send, logf: opt.Logf,
+		in: make(chan *journalReq[T], opt.Queue), wake: make(chan struct{}, 1), stop: make(chan struct{}),
+	}
+	if j.maxBytes <= 0 {
+		j.maxBytes = 1 << 30
+	}
+	if j.opt.DrainEvery <= 0 {
+		j.opt.DrainEvery = 2 * time.Second
+	}
+	if j.opt.MemRows <= 0 {
+		j.opt.MemRows = 4 * opt.MaxRows
+	}
+	if j.logf == nil {
+		j.logf = func(string, ...any) {}
+	}
+	// What an earlier run left is complete and goes in from disk.
+	segs, err := j.segments()
+	if err != nil {
+		return nil, err
+	}
+	var next uint64
+	for _, s := range segs {
+		if fi, err := os.Stat(j.path(s)); err == nil {
+			j.bytes.Add(fi.Size())
+		}
+		next = s + 1
+		j.queue = append(j.queue, journalEntry[T]{seg: s, lost: true, sealed: true})
+	}
+	if len(segs) > 0 {
+		j.logf("%d %s segments left from an earlier run go into ClickHouse from %s", len(segs), what, dir)
+	}
+	metrics.GetOrCreateGauge(`meridian_store_spool_bytes{what="`+what+`"}`, func() float64 { return float64(j.bytes.Load()) })
+	j.committerWG.Add(1)
+	go j.commitLoop(next)
+	j.inserterWG.Add(1)
+	go j.insertLoop()
+	return j, nil
+}
+
+func (j *journal[T]) path(seg uint64) string {
+	return filepath.Join(j.dir, fmt.Sprintf("seg-%020d.ndjson", seg))
+}
+
+// segments lists the segment files, oldest first. Files of the spool's
+// earlier layout (one batch per file) are renamed into segments.
+func (j *journal[T]) segments() ([]uint64, error) {
+	entries, err := os.ReadDir(j.dir)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read spool directory %q: %w", j.dir, err)
+	}
+	var out []uint64
+	for _, e := range entries {
+		var n uint64
+		if _, err := fmt.Sscanf(e.Name(), "seg-%020d.ndjson", &n); err == nil && strings.HasSuffix(e.Name(), ".ndjson") {
+			out = append(out, n)
+		}
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a] < out[b] })
+	return out, nil
+}
+
+// write returns once items are durable in the journal (nil), or an error:
+// ErrOverloaded when too many writes wait, ErrSpoolFull at the cap, or the
+// disk's.
+func (j *journal[T]) write(ctx context.Context, items []T) error {
+	if len(items) == 0 {
+		return nil
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf) // one line per item, newline-terminated
+	for i := range items {
+		if err := enc.Encode(&items[i]); err != nil {
+			return fmt.Errorf("cannot encode a row for the spool: %w", err)
+		}
+	}
+	if j.bytes.Load()+int64(buf.Len()) > j.maxBytes {
+		return ErrSpoolFull
+	}
+	req := &journalReq[T]{items: items, lines: buf.Bytes(), done: make(chan error, 1)}
+	select {
+	case j.in <- req:
+	default:
+		return ErrOverloaded
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// close stops taking writes, makes what was written durable, gives the
+// inserter one last try, and stops. What is not in ClickHouse stays on
+// disk for the next start.
+func (j *journal[T]) close() {
+	close(j.in)
+	j.committerWG.Wait()
+	close(j.stop)
+	j.inserterWG.Wait()
+}
+
+// segment is the file the committer appends to.
+type segment struct {
+	id      uint64
+	f       *os.File
+	size    int64
+	lines   int
+	opened  time.Time
+	lost    bool // some rows did not make it into the memory queue
+	written bool // holds at least one line
+}
+
+func (j *journal[T]) commitLoop(next uint64) {
+	defer j.committerWG.Done()
+	var seg *segment
+	tick := time.NewTicker(segmentMaxAge / 4)
+	defer tick.Stop()
+	var buf []byte
+	var batch []*journalReq[T]
+	for {
+		select {
+		case req, ok := <-j.in:
+			if !ok {
+				j.seal(seg)
+				return
+			}
+			batch, buf = append(batch[:0], req), append(buf[:0], req.lines...)
+		more: // group commit: everything already waiting shares the fsync
+			for len(buf) < segmentMaxBytes {
+				select {
+				case r, ok := <-j.in:
+					if !ok {
+						break more
+					}
+					batch, buf = append(batch, r), append(buf, r.lines...)
+				default:
+					break more
+				}
+			}
+			if seg == nil {
+				var err error
+				if seg, err = j.create(next); err != nil {
+					j.fail(batch, err)
+					continue
+				}
+				next++
+			}
+			if err := j.append(seg, buf); err != nil {
+				j.fail(batch, err)
+				seg.lost = true // what reached the file goes in from disk
+				j.seal(seg)
+				seg = nil
+				continue
+			}
+			first := seg.lines
+			for _, r := range batch {
+				r.done <- nil
+				j.enqueue(seg, first, r.items)
+				first += len(r.items)
+			}
+			seg.lines = first
+			if seg.size >= segmentMaxBytes {
+				j.seal(seg)
+				seg = nil
+			}
+		case <-tick.C:
+			if seg != nil && time.Since(seg.opened) >= segmentMaxAge {
+				j.seal(seg)
+				seg = nil
+			}
+		}
+	}
+}
+
+func (j *journal[T]) fail(batch []*journalReq[T], err error) {
+	j.logf("cannot write %s to the spool in %s: %v", j.what, j.dir, err)
+	for _, r := range batch {
+		r.done <- fmt.Errorf("cannot make %d %s durable: %w", len(r.items), j.what, err)
+	}
+}
+
+// create opens a new segment and makes its name durable.
+func (j *journal[T]) create(id uint64) (*segment, error) {
+	f, err := os.OpenFile(j.path(id), os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o640)
+	if err != nil {
+		return nil, err
+	}
+	if err := syncDir(j.dir); err != nil {
+		f.Close()
+		os.Remove(j.path(id))
+		return nil, err
+	}
+	return &segment{id: id, f: f, opened: time.Now()}, nil
+}
+
+func (j *journal[T]) append(seg *segment, buf []byte) error {
+	n, err := seg.f.Write(buf)
+	seg.size += int64(n)
+	j.bytes.Add(int64(n))
+	seg.written = seg.written || n > 0
+	if err == nil {
+		err = seg.f.Sync()
+	}
+	return err
+}
+
+// enqueue hands rows to the inserter, unless the memory queue is full:
+// then they stay only on disk and the segment is marked for reading back.
+func (j *journal[T]) enqueue(seg *segment, first int, items []T) {
+	j.mu.Lock()
+	if j.memRows+len(items) > j.opt.MemRows {
+		if !seg.lost {
+			j.queue = append(j.queue, journalEntry[T]{seg: seg.id, lost: true})
+			seg.lost = true
+		}
+	} else {
+		j.queue = append(j.queue, journalEntry[T]{seg: seg.id, first: first, items: items})
+		j.memRows += len(items)
+	}
+	j.mu.Unlock()
+	j.signal()
+}
+
+// seal closes a segment: no more rows will be appended to it.
+func (j *journal[T]) seal(seg *segment) {
+	if seg == nil {
+		return
+	}
+	if err := seg.f.Close(); err != nil {
+		j.logf("closing spool segment %s: %v", seg.f.Name(), err)
+	}
+	if !seg.written { // nothing in it
+		if os.Remove(seg.f.Name()) == nil {
+			return
+		}
+	}
+	j.mu.Lock()
+	j.queue = append(j.queue, journalEntry[T]{seg: seg.id, sealed: true, lost: seg.lost})
+	j.mu.Unlock()
+	j.signal()
+}
+
+func (j *journal[T]) signal() {
+	select {
+	case j.wake <- struct{}{}:
+	default:
+	}
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// span is a run of lines of a segment already in ClickHouse.
+type span struct{ first, n int }
+
+// segState is what the inserter knows of a segment.
+type segState struct {
+	pending int    // rows taken from memory, not yet inserted
+	done    []span // rows inserted, in line order
+	lost    bool   // rows not in memory: read the file back
+	sealed  bool   // no more rows will come
+}
+
+// batchPart ties rows of a batch to the lines they came from.
+type batchPart struct {
+	seg      uint64
+	first, n int
+}
+
+// insertLoop sends rows from memory to ClickHouse in batches of up to
+// MaxRows, at most MaxDelay after the first; deletes segments whose rows are
+// all in; and reads back segments whose rows are not all in memory. After
+// a failed insert it stops using memory (rows stay on disk) until a
+// segment has been read back and inserted, trying every DrainEvery.
+func (j *journal[T]) insertLoop() {
+	defer j.inserterWG.Done()
+	var (
+		segs      = map[uint64]*segState{}
+		backlog   []journalEntry[T]
+		batch     []T
+		parts     []batchPart
+		started   time.Time // when the batch's first row came
+		healthy   = true
+		nextDrain time.Time
+		stopping  bool
+		timer     = time.NewTimer(time.Hour)
+	)
+	state := func(id uint64) *segState {
+		s := segs[id]
+		if s == nil {
+			s = &segState{}
+			segs[id] = s
+		}
+		return s
+	}
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		err := j.send(batch)
+		for _, p := range parts {
+			s := segs[p.seg]
+			s.pending -= p.n
+			if err == nil {
+				s.done = append(s.done, span{p.first, p.n})
+			} else {
+				s.lost = true
+			}
+		}
+		j.release(len(batch))
+		if err != nil {
+			j.logf("ClickHouse insert failed (%v): %d %s stay in the spool until it takes inserts again", err, len(batch), j.what)
+			metrics.GetOrCreateCounter(`meridian_store_spooled_total{what="` + j.what + `"}`).Add(len(batch))
+			healthy, nextDrain = false, time.Now().Add(j.opt.DrainEvery)
+		}
+		clear(batch)
+		batch, parts = batch[:0], parts[:0]
+	}
+	for {
+		j.mu.Lock()
+		backlog = append(backlog, j.queue...)
+		clear(j.queue)
+		j.queue = j.queue[:0]
+		j.mu.Unlock()
+
+		// Take rows until the batch is full; the rest waits in backlog.
+		n := 0
+		for ; n < len(backlog) && len(batch) < j.opt.MaxRows; n++ {
+			e := backlog[n]
+			s := state(e.seg)
+			s.lost = s.lost || e.lost
+			s.sealed = s.sealed || e.sealed
+			if len(e.items) == 0 {
+				continue
+			}
+			if !healthy {
+				s.lost = true
+				j.release(len(e.items))
+				continue
+			}
+			if len(batch) == 0 {
+				started = time.Now()
+			}
+			batch = append(batch, e.items...)
+			parts = append(parts, batchPart{e.seg, e.first, len(e.items)})
+			s.pending += len(e.items)
+		}
+		clear(backlog[:n])
+		backlog = backlog[n:]
+
+		if len(batch) >= j.opt.MaxRows || (len(batch) > 0 && (stopping || time.Since(started) >= j.opt.MaxDelay)) {
+			flush()
+		}
+		j.finish(segs)
+		if (healthy || !time.Now().Before(nextDrain)) && len(batch) == 0 {
+			if id, s, ok := nextLost(segs); ok {
+				if err := j.readBack(id, s); err != nil {
+					j.logf("%s spool: %v", j.what, err)
+					healthy, nextDrain = false, time.Now().Add(j.opt.DrainEvery)
+				} else {
+					healthy = true
+				}
+				j.finish(segs)
+				continue
+			}
+		}
+		if stopping && len(backlog) == 0 && len(batch) == 0 {
+			return
+		}
+
+		// Sleep until news, the batch's deadline or the next read-back.
+		wait := time.Hour
+		if len(batch) > 0 {
+			wait = min(wait, j.opt.MaxDelay-time.Since(started))
+		}
+		if len(backlog) > 0 {
+			wait = 0
+		}
+		if !healthy {
+			if _, _, ok := nextLost(segs); ok {
+				wait = min(wait, time.Until(nextDrain))
+			}
+		}
+		if stopping {
+			continue
+		}
+		timer.Reset(max(wait, 0))
+		select {
+		case <-j.wake:
+		case <-timer.C:
+		case <-j.stop:
+			stopping = true
+		}
+		timer.Stop()
+	}
+}
+
+func (j *journal[T]) release(n int) {
+	j.mu.Lock()
+	j.memRows -= n
+	j.mu.Unlock()
+}
+
+// finish deletes the files of sealed segments whose rows are all in
+// ClickHouse.
+func (j *journal[T]) finish(segs map[uint64]*segState) {
+	for id, s := range segs {
+		if s.sealed && s.pending == 0 && !s.lost {
+			j.remove(id)
+			delete(segs, id)
+		}
+	}
+}
+
+func (j *journal[T]) remove(id uint64) {
+	name := j.path(id)
+	fi, err := os.Stat(name)
+	if err != nil {
+		return
+	}
+	if err := os.Remove(name); err != nil {
+		j.logf("cannot remove spool segment: %v", err)
+		return
+	}
+	j.bytes.Add(-fi.Size())
+}
+
+// nextLost is the oldest complete segment that must be read back.
+func nextLost(segs map[uint64]*segState) (uint64, *segState, bool) {
+	var best uint64
+	var found *segState
+	for id, s := range segs {
+		if s.lost && s.sealed && s.pending == 0 && (found == nil || id < best) {
+			best, found = id, s
+		}
+	}
+	return best, found, found != nil
+}
+
+// readBack inserts the rows of a segment that are not in ClickHouse yet,
+// MaxRows at a time, then marks the segment done. A torn last line (a
+// crash mid-write: never acknowledged) is skipped; so is a damaged line
+// elsewhere, with a log line.
+func (j *journal[T]) readBack(id uint64, s *segState) error {
+	data, err := os.ReadFile(j.path(id))
+	if errors.Is(err, os.ErrNotExist) {
+		s.lost = false
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	sort.Slice(s.done, func(a, b int) bool { return s.done[a].first < s.done[b].first })
+	var (
+		items []T
+		first = -1 // line of items[0]
+		d     = 0  // next span in s.done
+		sc    = bufio.NewScanner(bytes.NewReader(data))
+		sent  int
+	)
+	sc.Buffer(nil, segmentMaxBytes+1)
+	sc.Split(scanFullLines)
+	send := func() error {
+		if len(items) == 0 {
+			return nil
+		}
+		if err := j.send(items); err != nil {
+			return fmt.Errorf("cannot insert %d %s read back from %s yet: %w", len(items), j.what, filepath.Base(j.path(id)), err)
+		}
+		s.done = append(s.done, span{first, len(items)})
+		sent += len(items)
+		items, first = items[:0], -1
+		return nil
+	}
+	for line := 0; sc.Scan(); line++ {
+		for d < len(s.done) && s.done[d].first+s.done[d].n <= line {
+			d++
+		}
+		if d < len(s.done) && s.done[d].first <= line {
+			continue // in already
+		}
+		var item T
+		if err := json.Unmarshal(sc.Bytes(), &item); err != nil {
+			j.logf("%s: line %d is damaged, skipped: %v", filepath.Base(j.path(id)), line+1, err)
+			metrics.GetOrCreateCounter(`meridian_store_spool_damaged_total{what="` + j.what + `"}`).Inc()
+			continue
+		}
+		if len(items) > 0 && first+len(items) != line || len(items) >= j.opt.MaxRows {
+			if err := send(); err != nil {
+				return err
+			}
+		}
+		if len(items) == 0 {
+			first = line
+		}
+		items = append(items, item)
+	}
+	if err := send(); err != nil {
+		return err
+	}
+	s.lost = false
+	if sent > 0 {
+		metrics.GetOrCreateCounter(`meridian_store_spool_drained_total{what="` + j.what + `"}`).Add(sent)
+		j.logf("inserted %d %s from the spool (%s)", sent, j.what, filepath.Base(j.path(id)))
+	}
+	return nil
+}
+
+// scanFullLines splits newline-terminated lines and drops an unterminated
+// tail: a write torn by a crash.
+func scanFullLines(data []byte, atEOF bool) (int, []byte, error) {
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		return i + 1, data[:i], nil
+	}
+	if atEOF {
+		return len(data), nil, nil
+	}
+	return 0, nil, nil
+}
