@@ -3,7 +3,6 @@ package enrich
 import (
 	"regexp"
 	"strings"
-	"sync"
 
 	"github.com/mileusna/useragent"
 )
@@ -28,12 +27,7 @@ var automationRE = regexp.MustCompile(`(?i)headless|phantomjs|puppeteer|playwrig
 
 // uaCache remembers recent answers: a site's visitors send a few thousand
 // distinct strings, and parsing was a third of a beacon's CPU (make bench).
-var uaCache = struct {
-	sync.Mutex
-	m map[string]UA
-}{m: map[string]UA{}}
-
-const uaCacheSize = 4096
+var uaCache = newCache[string, UA](4096)
 
 // ParseUA classifies a user agent string. An empty one is a bot: every
 // browser sends one.
@@ -41,19 +35,11 @@ func ParseUA(s string) UA {
 	if len(s) > 512 {
 		s = s[:512]
 	}
-	uaCache.Lock()
-	ua, ok := uaCache.m[s]
-	uaCache.Unlock()
-	if ok {
+	if ua, ok := uaCache.get(s); ok {
 		return ua
 	}
-	ua = parseUA(s)
-	uaCache.Lock()
-	if len(uaCache.m) >= uaCacheSize {
-		clear(uaCache.m) // crude but bounded; the next requests refill it
-	}
-	uaCache.m[s] = ua
-	uaCache.Unlock()
+	ua := parseUA(s)
+	uaCache.put(s, ua)
 	return ua
 }
 
