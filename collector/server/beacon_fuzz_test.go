@@ -69,3 +69,20 @@ func FuzzBeacon(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDecodeBeacon decodes and validates BEACON.md's example, compact
+// (as rum-js sends it): the collector's per-beacon parsing cost.
+func BenchmarkDecodeBeacon(b *testing.B) {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, docBeacon(b, "mrs_bench")); err != nil {
+		b.Fatal(err)
+	}
+	raw := buf.Bytes()
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := server.DecodeBeacon(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
