@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"strings"
@@ -117,6 +119,52 @@ type BeaconRow struct {
 	Beacon
 	Visitor
 	ReceivedAt time.Time
+	// Raw, when set, is the body Beacon was decoded from (valid JSON): the
+	// journal keeps it as received instead of encoding Beacon again.
+	Raw []byte `json:"-"`
+}
+
+// beaconLine is a beacon's journal line: the beacon as received and what
+// the collector derived.
+type beaconLine struct {
+	ReceivedAt time.Time       `json:"received_at"`
+	Visitor    Visitor         `json:"visitor"`
+	Beacon     json.RawMessage `json:"beacon"`
+}
+
+var beaconCodec = codec[BeaconRow]{
+	encode: func(dst []byte, r *BeaconRow) ([]byte, error) {
+		raw := r.Raw
+		if raw == nil {
+			var err error
+			if raw, err = json.Marshal(&r.Beacon); err != nil {
+				return dst, err
+			}
+		}
+		head, err := json.Marshal(beaconLine{ReceivedAt: r.ReceivedAt, Visitor: r.Visitor})
+		if err != nil {
+			return dst, err
+		}
+		// head ends with "beacon":null}; the body takes null's place. A
+		// newline in valid JSON can only be whitespace: a space keeps
+		// the line whole.
+		dst = append(dst, head[:len(head)-len("null}")]...)
+		start := len(dst)
+		dst = append(dst, raw...)
+		for i := bytes.IndexByte(dst[start:], '\n'); i >= 0; i = bytes.IndexByte(dst[start:], '\n') {
+			dst[start+i] = ' '
+		}
+		return append(dst, "}\n"...), nil
+	},
+	decode: func(line []byte) (BeaconRow, error) {
+		var l beaconLine
+		if err := json.Unmarshal(line, &l); err != nil {
+			return BeaconRow{}, err
+		}
+		r := BeaconRow{Visitor: l.Visitor, ReceivedAt: l.ReceivedAt, Raw: l.Beacon}
+		err := json.Unmarshal(l.Beacon, &r.Beacon)
+		return r, err
+	},
 }
 
 type pvColumn struct {
@@ -321,7 +369,7 @@ type BeaconWriter struct {
 // it fails only when the spool directory cannot be used.
 func NewBeaconWriter(conn driver.Conn, opt WriterOptions) (*BeaconWriter, error) {
 	w := &BeaconWriter{conn: conn}
-	s, err := newSink("beacons", opt, w.insert)
+	s, err := newSink("beacons", opt, beaconCodec, w.insert)
 	if err != nil {
 		return nil, err
 	}

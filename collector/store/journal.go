@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"encoding/json"
 	"github.com/VictoriaMetrics/metrics"
 )
 
@@ -41,6 +41,7 @@ type journal[T any] struct {
 	maxBytes int64
 	opt      WriterOptions
 	send     func([]T) error
+	codec    codec[T]
 	logf     func(format string, args ...any)
 
 	in    chan *journalReq[T]
@@ -78,12 +79,33 @@ const (
 	segmentMaxAge   = time.Second
 )
 
-func openJournal[T any](what, dir string, opt WriterOptions, send func([]T) error) (*journal[T], error) {
+// codec turns a row into one journal line and back.
+type codec[T any] struct {
+	encode func(dst []byte, item *T) ([]byte, error) // appends a line, '\n' included
+	decode func(line []byte) (T, error)
+}
+
+// jsonCodec is encoding/json, one object per line.
+func jsonCodec[T any]() codec[T] {
+	return codec[T]{
+		encode: func(dst []byte, item *T) ([]byte, error) {
+			line, err := json.Marshal(item) // escapes every newline inside strings
+			return append(append(dst, line...), '\n'), err
+		},
+		decode: func(line []byte) (T, error) {
+			var item T
+			err := json.Unmarshal(line, &item)
+			return item, err
+		},
+	}
+}
+
+func openJournal[T any](what, dir string, opt WriterOptions, c codec[T], send func([]T) error) (*journal[T], error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("cannot create spool directory %q: %w", dir, err)
 	}
 	j := &journal[T]{
-		what: what, dir: dir, maxBytes: opt.SpoolMaxBytes, opt: opt, send: send, logf: opt.Logf,
+		what: what, dir: dir, maxBytes: opt.SpoolMaxBytes, opt: opt, send: send, codec: c, logf: opt.Logf,
 		in: make(chan *journalReq[T], opt.Queue), wake: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
 	if j.maxBytes <= 0 {
@@ -151,17 +173,17 @@ func (j *journal[T]) write(ctx context.Context, items []T) error {
 	if len(items) == 0 {
 		return nil
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf) // one line per item, newline-terminated
+	var buf []byte
 	for i := range items {
-		if err := enc.Encode(&items[i]); err != nil {
+		var err error
+		if buf, err = j.codec.encode(buf, &items[i]); err != nil {
 			return fmt.Errorf("cannot encode a row for the spool: %w", err)
 		}
 	}
-	if j.bytes.Load()+int64(buf.Len()) > j.maxBytes {
+	if j.bytes.Load()+int64(len(buf)) > j.maxBytes {
 		return ErrSpoolFull
 	}
-	req := &journalReq[T]{items: items, lines: buf.Bytes(), done: make(chan error, 1)}
+	req := &journalReq[T]{items: items, lines: buf, done: make(chan error, 1)}
 	select {
 	case j.in <- req:
 	default:
@@ -571,8 +593,8 @@ func (j *journal[T]) readBack(id uint64, s *segState) error {
 		if d < len(s.done) && s.done[d].first <= line {
 			continue // in already
 		}
-		var item T
-		if err := json.Unmarshal(sc.Bytes(), &item); err != nil {
+		item, err := j.codec.decode(sc.Bytes())
+		if err != nil {
 			j.logf("%s: line %d is damaged, skipped: %v", filepath.Base(j.path(id)), line+1, err)
 			metrics.GetOrCreateCounter(`meridian_store_spool_damaged_total{what="` + j.what + `"}`).Inc()
 			continue

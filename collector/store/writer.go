@@ -58,12 +58,12 @@ type sink[T any] interface {
 	close()
 }
 
-func newSink[T any](what string, opt WriterOptions, send func([]T) error) (sink[T], error) {
+func newSink[T any](what string, opt WriterOptions, c codec[T], send func([]T) error) (sink[T], error) {
 	opt = opt.withDefaults()
 	if opt.SpoolDir == "" {
 		return newBatcher(opt, send), nil
 	}
-	return openJournal(what, opt.SpoolDir, opt, send)
+	return openJournal(what, opt.SpoolDir, opt, c, send)
 }
 
 // Writer batches rows from many concurrent requests into few INSERTs. Write
@@ -78,7 +78,7 @@ type Writer struct {
 // directory cannot be used.
 func NewWriter(conn driver.Conn, opt WriterOptions) (*Writer, error) {
 	w := &Writer{conn: conn}
-	s, err := newSink("results", opt, w.send)
+	s, err := newSink("results", opt, jsonCodec[Row](), w.send)
 	if err != nil {
 		return nil, err
 	}
