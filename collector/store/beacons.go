@@ -154,6 +154,7 @@ var beaconCodec = codec[BeaconRow]{
 		for i := bytes.IndexByte(dst[start:], '\n'); i >= 0; i = bytes.IndexByte(dst[start:], '\n') {
 			dst[start+i] = ' '
 		}
+		r.Raw = nil // in the line now; rows queued for ClickHouse need not hold it twice
 		return append(dst, "}\n"...), nil
 	},
 	decode: func(line []byte) (BeaconRow, error) {

@@ -81,7 +81,7 @@ const (
 
 // codec turns a row into one journal line and back.
 type codec[T any] struct {
-	encode func(dst []byte, item *T) ([]byte, error) // appends a line, '\n' included
+	encode func(dst []byte, item *T) ([]byte, error) // appends a line, '\n' included; may drop what the line now holds
 	decode func(line []byte) (T, error)
 }
 
@@ -115,7 +115,7 @@ func openJournal[T any](what, dir string, opt WriterOptions, c codec[T], send fu
 		j.opt.DrainEvery = 2 * time.Second
 	}
 	if j.opt.MemRows <= 0 {
-		j.opt.MemRows = 4 * opt.MaxRows
+		j.opt.MemRows = 2 * opt.MaxRows
 	}
 	if j.logf == nil {
 		j.logf = func(string, ...any) {}
