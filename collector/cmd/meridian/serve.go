@@ -24,9 +24,9 @@ func serveCommand() *cli.Command {
 		Flags: append(append(append(clickhouseFlags(), beaconFlags()...), retentionFlags("retention-")...),
 			&cli.DurationFlag{Name: "retention-every", Usage: "drop day partitions past the --retention-* windows this often (for example 1h); off by default"},
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", EnvVars: []string{"MERIDIAN_LISTEN"}, Usage: "listen on `ADDR`"},
-			&cli.StringFlag{Name: "spool-dir", Value: "var/collector-spool", EnvVars: []string{"MERIDIAN_SPOOL_DIR"}, Usage: "where batches wait (fsynced) while ClickHouse is away"},
-			&cli.Int64Flag{Name: "spool-max-bytes", Value: 1 << 30, Usage: "spool cap; past it ingest answers 503 with Retry-After"},
-			&cli.DurationFlag{Name: "flush-interval", Value: 250 * time.Millisecond, Usage: "longest a result waits before its batch is written"},
+			&cli.StringFlag{Name: "spool-dir", Value: "var/collector-spool", EnvVars: []string{"MERIDIAN_SPOOL_DIR"}, Usage: "the journal: results and beacons are fsynced here before they are acknowledged, and wait here for ClickHouse"},
+			&cli.Int64Flag{Name: "spool-max-bytes", Value: 1 << 30, Usage: "journal cap per kind; past it (ClickHouse away or slow for long) ingest answers 503 with Retry-After"},
+			&cli.DurationFlag{Name: "flush-interval", Value: 250 * time.Millisecond, Usage: "longest an acknowledged row waits before its batch is inserted into ClickHouse"},
 		),
 		Action: serve,
 	}
