@@ -65,20 +65,21 @@ func NormalizeOrigin(s string) (string, error) {
 	return scheme + "://" + host, nil
 }
 
-// NewSite checks and normalises what `meridian sites add` was given.
+// NewSite checks and normalises what `meridian sites add` (or `sites set`)
+// was given.
 func NewSite(name string, origins []string, sample float64, respectGPC bool, cdns map[string]string) (Site, error) {
 	s := Site{Name: name, Sample: sample, RespectGPC: respectGPC, CDNs: map[string]string{}}
 	if !agentNameRE.MatchString(name) {
-		return Site{}, fmt.Errorf("cannot add site %q: use letters, digits, '.', '_' and '-' (at most 64)", name)
+		return Site{}, fmt.Errorf("site %q: use letters, digits, '.', '_' and '-' (at most 64)", name)
 	}
 	if len(origins) == 0 {
-		return Site{}, fmt.Errorf("cannot add site %q: give at least one --origin, for example --origin https://shop.example", name)
+		return Site{}, fmt.Errorf("site %q: give at least one --origin, for example --origin https://shop.example", name)
 	}
 	seen := map[string]bool{}
 	for _, o := range origins {
 		n, err := NormalizeOrigin(o)
 		if err != nil {
-			return Site{}, fmt.Errorf("cannot add site %q: %w", name, err)
+			return Site{}, fmt.Errorf("site %q: %w", name, err)
 		}
 		if !seen[n] {
 			seen[n] = true
@@ -86,18 +87,18 @@ func NewSite(name string, origins []string, sample float64, respectGPC bool, cdn
 		}
 	}
 	if !(sample >= 0 && sample <= 1) {
-		return Site{}, fmt.Errorf("cannot add site %q: --sample %v is outside [0, 1]", name, sample)
+		return Site{}, fmt.Errorf("site %q: --sample %v is outside [0, 1]", name, sample)
 	}
 	if len(cdns) > MaxCDNs {
-		return Site{}, fmt.Errorf("cannot add site %q: %d CDNs, the script probes at most %d", name, len(cdns), MaxCDNs)
+		return Site{}, fmt.Errorf("site %q: %d CDNs, the script probes at most %d", name, len(cdns), MaxCDNs)
 	}
 	for cdn, probe := range cdns {
 		if !cdnNameRE.MatchString(cdn) {
-			return Site{}, fmt.Errorf("cannot add site %q: CDN name %q: use letters, digits, '.', '_' and '-' (at most 32)", name, cdn)
+			return Site{}, fmt.Errorf("site %q: CDN name %q: use letters, digits, '.', '_' and '-' (at most 32)", name, cdn)
 		}
 		u, err := url.Parse(probe)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return Site{}, fmt.Errorf("cannot add site %q: CDN %s probe URL %q: want an absolute http(s) URL of a small object, for example https://cdn.example/probe.gif", name, cdn, probe)
+			return Site{}, fmt.Errorf("site %q: CDN %s probe URL %q: want an absolute http(s) URL of a small object, for example https://cdn.example/probe.gif", name, cdn, probe)
 		}
 		s.CDNs[cdn] = u.String()
 	}
@@ -112,7 +113,7 @@ func AddSite(ctx context.Context, conn driver.Conn, s *Site) (key string, err er
 	}
 	for _, o := range sites {
 		if o.Name == s.Name {
-			return "", fmt.Errorf("cannot add site %q: it already exists (origins %s); pick another name", s.Name, strings.Join(o.Origins, ", "))
+			return "", fmt.Errorf("site %q: it already exists (origins %s); pick another name", s.Name, strings.Join(o.Origins, ", "))
 		}
 	}
 	raw := make([]byte, 16)
@@ -132,6 +133,33 @@ func AddSite(ctx context.Context, conn driver.Conn, s *Site) (key string, err er
 		return "", fmt.Errorf("cannot store site %q: %w", s.Name, err)
 	}
 	return s.Key, nil
+}
+
+// UpdateSite replaces the origins, sampling rate, GPC choice and CDNs of
+// the site named s.Name (checked with NewSite first); its key and creation
+// time stay. Collectors see the change within their site cache's TTL.
+func UpdateSite(ctx context.Context, conn driver.Conn, s Site) (Site, error) {
+	sites, err := ListSites(ctx, conn)
+	if err != nil {
+		return Site{}, err
+	}
+	for _, old := range sites {
+		if old.Name != s.Name {
+			continue
+		}
+		s.Key, s.CreatedAt = old.Key, old.CreatedAt
+		cdns, err := json.Marshal(s.CDNs)
+		if err != nil {
+			return Site{}, err
+		}
+		err = insert(ctx, conn, "sites", []string{"name", "site_key", "origins", "sample", "respect_gpc", "cdns", "created_at", "version"},
+			s.Name, s.Key, s.Origins, s.Sample, *b2u(&s.RespectGPC), string(cdns), s.CreatedAt, uint64(time.Now().UnixNano()))
+		if err != nil {
+			return Site{}, fmt.Errorf("cannot update site %q: %w", s.Name, err)
+		}
+		return s, nil
+	}
+	return Site{}, fmt.Errorf("cannot update site %q: no such site; `meridian sites list` shows the registered ones", s.Name)
 }
 
 // ListSites returns the registered sites, by name.

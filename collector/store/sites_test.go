@@ -90,3 +90,41 @@ func TestSites(t *testing.T) {
 		}
 	}
 }
+
+// UpdateSite replaces what a site allows and keeps its key: the new origin
+// is accepted, the dropped one refused.
+func TestUpdateSite(t *testing.T) {
+	_, conn := chtest.New(t)
+	ctx := context.Background()
+	s, err := store.NewSite("shop", []string{"https://shop.example"}, 1, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := store.AddSite(ctx, conn, &s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed, err := store.NewSite("shop", []string{"https://www.shop.example"}, 0.25, true, map[string]string{"cdn1": "https://p.cdn1.example/x.gif"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.UpdateSite(ctx, conn, changed); err != nil {
+		t.Fatal(err)
+	}
+	sites, err := store.ListSites(ctx, conn)
+	if err != nil || len(sites) != 1 {
+		t.Fatalf("ListSites: got %v, %v; want the one site", sites, err)
+	}
+	got := sites[0]
+	if got.Key != key || got.Sample != 0.25 || !got.RespectGPC || !reflect.DeepEqual(got.Origins, []string{"https://www.shop.example"}) ||
+		got.CDNs["cdn1"] == "" || !got.CreatedAt.Equal(s.CreatedAt) {
+		t.Errorf("after UpdateSite: got %+v, want key %s and created %v kept, the rest changed", got, key, s.CreatedAt)
+	}
+	if !got.AllowsOrigin("https://www.shop.example") || got.AllowsOrigin("https://shop.example") {
+		t.Errorf("origins after UpdateSite: %v", got.Origins)
+	}
+	nope, _ := store.NewSite("nope", []string{"https://x.example"}, 1, false, nil)
+	if _, err := store.UpdateSite(ctx, conn, nope); err == nil || !strings.Contains(err.Error(), "no such site") {
+		t.Errorf("UpdateSite(unknown): got %v, want no such site", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -28,7 +29,7 @@ func collectorURLFlag() cli.Flag {
 func sitesCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "sites",
-		Usage: "register RUM sites, list them, print their snippet",
+		Usage: "register RUM sites, change them, list them, print their snippet",
 		Subcommands: []*cli.Command{
 			{
 				Name:      "add",
@@ -41,6 +42,19 @@ func sitesCommand() *cli.Command {
 					&cli.BoolFlag{Name: "gpc", Usage: "measure nothing for visitors who send Global Privacy Control"},
 					collectorURLFlag()),
 				Action: addSite,
+			},
+			{
+				Name:      "set",
+				Usage:     "change a site: only the flags given change; prints the new snippet (its key stays)",
+				ArgsUsage: "NAME",
+				Flags: append(clickhouseFlags(),
+					&cli.StringSliceFlag{Name: "origin", Usage: "`ORIGIN` the site's pages are served from (repeatable; replaces the list)"},
+					&cli.Float64Flag{Name: "sample", Usage: "share of page views measured, in [0, 1]"},
+					&cli.StringSliceFlag{Name: "cdn", Usage: "`NAME=URL` of a CDN object browsers probe (repeatable; replaces the list)"},
+					&cli.BoolFlag{Name: "no-cdns", Usage: "stop the browsers' CDN probes"},
+					&cli.BoolFlag{Name: "gpc", Usage: "--gpc or --gpc=false: measure nothing for visitors who send Global Privacy Control, or measure them"},
+					collectorURLFlag()),
+				Action: setSite,
 			},
 			{
 				Name:   "list",
@@ -59,6 +73,19 @@ func sitesCommand() *cli.Command {
 	}
 }
 
+// cdnFlags reads repeated --cdn NAME=URL.
+func cdnFlags(c *cli.Context) (map[string]string, error) {
+	cdns := map[string]string{}
+	for _, kv := range c.StringSlice("cdn") {
+		name, u, ok := strings.Cut(kv, "=")
+		if !ok || name == "" || u == "" {
+			return nil, cliutil.UsageError("sites %s: --cdn %q: want NAME=URL, for example --cdn cf=https://cdn.example/probe.gif", c.Command.Name, kv)
+		}
+		cdns[name] = u
+	}
+	return cdns, nil
+}
+
 func addSite(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return cliutil.UsageError("sites add: want exactly one NAME, got %d arguments", c.NArg())
@@ -67,13 +94,9 @@ func addSite(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cdns := map[string]string{}
-	for _, kv := range c.StringSlice("cdn") {
-		name, u, ok := strings.Cut(kv, "=")
-		if !ok || name == "" || u == "" {
-			return cliutil.UsageError("sites add: --cdn %q: want NAME=URL, for example --cdn cf=https://cdn.example/probe.gif", kv)
-		}
-		cdns[name] = u
+	cdns, err := cdnFlags(c)
+	if err != nil {
+		return err
 	}
 	site, err := store.NewSite(c.Args().First(), c.StringSlice("origin"), c.Float64("sample"), c.Bool("gpc"), cdns)
 	if err != nil {
@@ -91,6 +114,65 @@ func addSite(c *cli.Context) error {
 	w := c.App.Writer
 	fmt.Fprintf(w, "site %s added for %s. Paste this tag into the <head> of every page:\n\n", site.Name, strings.Join(site.Origins, ", "))
 	fmt.Fprintf(w, "%s\n\nIts site key (public: it is in the tag):\n%s\n", Snippet(site, scriptURL), key)
+	return nil
+}
+
+func setSite(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return cliutil.UsageError("sites set: want exactly one NAME, got %d arguments", c.NArg())
+	}
+	if c.IsSet("cdn") && c.Bool("no-cdns") {
+		return cliutil.UsageError("sites set: --cdn and --no-cdns contradict each other")
+	}
+	scriptURL, err := scriptURL(c.String("collector-url"))
+	if err != nil {
+		return err
+	}
+	conn, err := store.Open(c.Context, storeOptions(c))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	sites, err := store.ListSites(c.Context, conn)
+	if err != nil {
+		return err
+	}
+	name := c.Args().First()
+	i := slices.IndexFunc(sites, func(s store.Site) bool { return s.Name == name })
+	if i < 0 {
+		return fmt.Errorf("cannot change site %q: no such site; `meridian sites list` shows the registered ones", name)
+	}
+	old := sites[i]
+	origins, sample, gpc, cdns := old.Origins, old.Sample, old.RespectGPC, old.CDNs
+	if c.IsSet("origin") {
+		origins = c.StringSlice("origin")
+	}
+	if c.IsSet("sample") {
+		sample = c.Float64("sample")
+	}
+	if c.IsSet("gpc") {
+		gpc = c.Bool("gpc")
+	}
+	if c.IsSet("cdn") {
+		if cdns, err = cdnFlags(c); err != nil {
+			return err
+		}
+	}
+	if c.Bool("no-cdns") {
+		cdns = nil
+	}
+	site, err := store.NewSite(name, origins, sample, gpc, cdns)
+	if err != nil {
+		return err
+	}
+	if site, err = store.UpdateSite(c.Context, conn, site); err != nil {
+		return err
+	}
+	w := c.App.Writer
+	fmt.Fprintf(w, "site %s changed (origins %s). Collectors take the change within 30 seconds.\n", site.Name, strings.Join(site.Origins, ", "))
+	if Snippet(site, scriptURL) != Snippet(old, scriptURL) {
+		fmt.Fprintf(w, "The tag changed: paste it in place of the old one.\n\n%s\n", Snippet(site, scriptURL))
+	}
 	return nil
 }
 
