@@ -168,64 +168,104 @@ var beaconCodec = codec[BeaconRow]{
 	},
 }
 
-type pvColumn struct {
-	name  string
-	value func(r *BeaconRow) any
+// col is one column of a table with a typed getter: a batch's values go to
+// the driver as one slice per column, far cheaper than row by row through
+// []any (make bench).
+type col[R any] struct {
+	name   string
+	values func(rows []R) any
 }
 
-func nav(get func(*BeaconNav) any, zero any) func(*BeaconRow) any {
-	return func(r *BeaconRow) any { return or(r.Nav, get, zero) }
+func typed[R, V any](name string, get func(*R) V) col[R] {
+	return col[R]{name: name, values: func(rows []R) any {
+		out := make([]V, len(rows))
+		for i := range rows {
+			out[i] = get(&rows[i])
+		}
+		return out
+	}}
 }
-func vitals(get func(*BeaconVitals) any) func(*BeaconRow) any {
-	return func(r *BeaconRow) any { return or(r.Vitals, get, nilF64) }
+
+// in reads a value from an optional part of a row: V's zero (nil for
+// Nullable columns) when the part is absent.
+func in[R, P, V any](part func(*R) *P, get func(*P) V) func(*R) V {
+	return func(r *R) V {
+		if p := part(r); p != nil {
+			return get(p)
+		}
+		var zero V
+		return zero
+	}
 }
 
-var pageviewColumns = []pvColumn{
-	{"ts", func(r *BeaconRow) any { return r.ReceivedAt.UTC().Truncate(time.Second) }},
-	{"ts_ms", func(r *BeaconRow) any { return uint16(r.ReceivedAt.Nanosecond() / 1e6) }},
-	{"site", func(r *BeaconRow) any { return r.Site }},
-	{"pv", func(r *BeaconRow) any { return r.PV }},
-	{"url", func(r *BeaconRow) any { return r.URL }},
-	{"ref_host", func(r *BeaconRow) any { return r.RefHost }},
+func u8(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
 
-	{"country", func(r *BeaconRow) any { return r.Country }},
-	{"region", func(r *BeaconRow) any { return r.Region }},
-	{"city", func(r *BeaconRow) any { return r.City }},
-	{"asn", func(r *BeaconRow) any { return r.ASN }},
-	{"as_org", func(r *BeaconRow) any { return r.ASOrg }},
-	{"browser", func(r *BeaconRow) any { return r.Browser }},
-	{"browser_version", func(r *BeaconRow) any { return r.BrowserVersion }},
-	{"os", func(r *BeaconRow) any { return r.OS }},
-	{"device", func(r *BeaconRow) any { return r.Device }},
-	{"is_bot", func(r *BeaconRow) any { return *b2u(&r.Bot) }},
-	{"webdriver", func(r *BeaconRow) any { return *b2u(&r.Webdriver) }},
-	{"sample", func(r *BeaconRow) any { return r.Sample }},
+func second(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
 
-	{"nav_type", nav(func(n *BeaconNav) any { return n.Type }, "")},
-	{"redirect_ms", nav(func(n *BeaconNav) any { return n.RedirectMs }, nilF64)},
-	{"dns_ms", nav(func(n *BeaconNav) any { return n.DNSMs }, nilF64)},
-	{"connect_ms", nav(func(n *BeaconNav) any { return n.ConnectMs }, nilF64)},
-	{"tls_ms", nav(func(n *BeaconNav) any { return n.TLSMs }, nilF64)},
-	{"ttfb_ms", nav(func(n *BeaconNav) any { return n.TTFBMs }, nilF64)},
-	{"response_ms", nav(func(n *BeaconNav) any { return n.ResponseMs }, nilF64)},
-	{"dom_interactive_ms", nav(func(n *BeaconNav) any { return n.DOMInteractiveMs }, nilF64)},
-	{"dom_complete_ms", nav(func(n *BeaconNav) any { return n.DOMCompleteMs }, nilF64)},
-	{"load_ms", nav(func(n *BeaconNav) any { return n.LoadMs }, nilF64)},
-	{"protocol", nav(func(n *BeaconNav) any { return n.Protocol }, "")},
-	{"transfer_bytes", nav(func(n *BeaconNav) any { return n.TransferBytes }, (*int64)(nil))},
-	{"delivery_type", nav(func(n *BeaconNav) any { return or(n.DeliveryType, func(s *string) any { return *s }, "") }, "")},
+var (
+	navOf    = func(r *BeaconRow) *BeaconNav { return r.Nav }
+	vitalsOf = func(r *BeaconRow) *BeaconVitals { return r.Vitals }
+	connOf   = func(r *BeaconRow) *BeaconConn { return r.Conn }
+)
 
-	{"fcp_ms", vitals(func(v *BeaconVitals) any { return v.FCPMs })},
-	{"lcp_ms", vitals(func(v *BeaconVitals) any { return v.LCPMs })},
-	{"inp_ms", vitals(func(v *BeaconVitals) any { return v.INPMs })},
-	{"cls", vitals(func(v *BeaconVitals) any { return v.CLS })},
-	{"vitals_ttfb_ms", vitals(func(v *BeaconVitals) any { return v.TTFBMs })},
+type pv = BeaconRow
 
-	{"effective_type", func(r *BeaconRow) any { return or(r.Conn, func(c *BeaconConn) any { return c.EffectiveType }, "") }},
-	{"rtt_ms", func(r *BeaconRow) any { return or(r.Conn, func(c *BeaconConn) any { return c.RTTMs }, nilF64) }},
+var pageviewColumns = []col[pv]{
+	typed("ts", func(r *pv) time.Time { return second(r.ReceivedAt) }),
+	typed("ts_ms", func(r *pv) uint16 { return uint16(r.ReceivedAt.Nanosecond() / 1e6) }),
+	typed("site", func(r *pv) string { return r.Site }),
+	typed("pv", func(r *pv) string { return r.PV }),
+	typed("url", func(r *pv) string { return r.URL }),
+	typed("ref_host", func(r *pv) string { return r.RefHost }),
 
-	{"server_timing_name", func(r *BeaconRow) any { return serverTiming(r, func(s ServerTiming) string { return s.Name }) }},
-	{"server_timing_dur", func(r *BeaconRow) any {
+	typed("country", func(r *pv) string { return r.Country }),
+	typed("region", func(r *pv) string { return r.Region }),
+	typed("city", func(r *pv) string { return r.City }),
+	typed("asn", func(r *pv) uint32 { return r.ASN }),
+	typed("as_org", func(r *pv) string { return r.ASOrg }),
+	typed("browser", func(r *pv) string { return r.Browser }),
+	typed("browser_version", func(r *pv) string { return r.BrowserVersion }),
+	typed("os", func(r *pv) string { return r.OS }),
+	typed("device", func(r *pv) string { return r.Device }),
+	typed("is_bot", func(r *pv) uint8 { return u8(r.Bot) }),
+	typed("webdriver", func(r *pv) uint8 { return u8(r.Webdriver) }),
+	typed("sample", func(r *pv) float64 { return r.Sample }),
+
+	typed("nav_type", in(navOf, func(n *BeaconNav) string { return n.Type })),
+	typed("redirect_ms", in(navOf, func(n *BeaconNav) *float64 { return n.RedirectMs })),
+	typed("dns_ms", in(navOf, func(n *BeaconNav) *float64 { return n.DNSMs })),
+	typed("connect_ms", in(navOf, func(n *BeaconNav) *float64 { return n.ConnectMs })),
+	typed("tls_ms", in(navOf, func(n *BeaconNav) *float64 { return n.TLSMs })),
+	typed("ttfb_ms", in(navOf, func(n *BeaconNav) *float64 { return n.TTFBMs })),
+	typed("response_ms", in(navOf, func(n *BeaconNav) *float64 { return n.ResponseMs })),
+	typed("dom_interactive_ms", in(navOf, func(n *BeaconNav) *float64 { return n.DOMInteractiveMs })),
+	typed("dom_complete_ms", in(navOf, func(n *BeaconNav) *float64 { return n.DOMCompleteMs })),
+	typed("load_ms", in(navOf, func(n *BeaconNav) *float64 { return n.LoadMs })),
+	typed("protocol", in(navOf, func(n *BeaconNav) string { return n.Protocol })),
+	typed("transfer_bytes", in(navOf, func(n *BeaconNav) *int64 { return n.TransferBytes })),
+	typed("delivery_type", in(navOf, func(n *BeaconNav) string {
+		if n.DeliveryType == nil {
+			return ""
+		}
+		return *n.DeliveryType
+	})),
+
+	typed("fcp_ms", in(vitalsOf, func(v *BeaconVitals) *float64 { return v.FCPMs })),
+	typed("lcp_ms", in(vitalsOf, func(v *BeaconVitals) *float64 { return v.LCPMs })),
+	typed("inp_ms", in(vitalsOf, func(v *BeaconVitals) *float64 { return v.INPMs })),
+	typed("cls", in(vitalsOf, func(v *BeaconVitals) *float64 { return v.CLS })),
+	typed("vitals_ttfb_ms", in(vitalsOf, func(v *BeaconVitals) *float64 { return v.TTFBMs })),
+
+	typed("effective_type", in(connOf, func(c *BeaconConn) string { return c.EffectiveType })),
+	typed("rtt_ms", in(connOf, func(c *BeaconConn) *float64 { return c.RTTMs })),
+
+	typed("server_timing_name", func(r *pv) []string { return serverTiming(r, func(s ServerTiming) string { return s.Name }) }),
+	typed("server_timing_dur", func(r *pv) []float64 {
 		out := make([]float64, len(r.ServerTiming))
 		for i, s := range r.ServerTiming {
 			if s.Dur != nil {
@@ -233,19 +273,17 @@ var pageviewColumns = []pvColumn{
 			}
 		}
 		return out
-	}},
-	{"server_timing_has_dur", func(r *BeaconRow) any {
+	}),
+	typed("server_timing_has_dur", func(r *pv) []uint8 {
 		out := make([]uint8, len(r.ServerTiming))
 		for i, s := range r.ServerTiming {
-			if s.Dur != nil {
-				out[i] = 1
-			}
+			out[i] = u8(s.Dur != nil)
 		}
 		return out
-	}},
-	{"server_timing_desc", func(r *BeaconRow) any { return serverTiming(r, func(s ServerTiming) string { return s.Desc }) }},
+	}),
+	typed("server_timing_desc", func(r *pv) []string { return serverTiming(r, func(s ServerTiming) string { return s.Desc }) }),
 
-	{"received_at", func(r *BeaconRow) any { return r.ReceivedAt.UTC().Truncate(time.Second) }},
+	typed("received_at", func(r *pv) time.Time { return second(r.ReceivedAt) }),
 }
 
 func serverTiming(r *BeaconRow, get func(ServerTiming) string) []string {
@@ -306,36 +344,37 @@ func cdnRows(b *BeaconRow) []cdnRow {
 	return out
 }
 
-type cdnColumn struct {
-	name  string
-	value func(b *BeaconRow, r *cdnRow) any
+// cdnRecord is a rum_cdn row with the page view it belongs to.
+type cdnRecord struct {
+	b *BeaconRow
+	cdnRow
 }
 
-var cdnColumns = []cdnColumn{
-	{"ts", func(b *BeaconRow, _ *cdnRow) any { return b.ReceivedAt.UTC().Truncate(time.Second) }},
-	{"site", func(b *BeaconRow, _ *cdnRow) any { return b.Site }},
-	{"pv", func(b *BeaconRow, _ *cdnRow) any { return b.PV }},
-	{"country", func(b *BeaconRow, _ *cdnRow) any { return b.Country }},
-	{"region", func(b *BeaconRow, _ *cdnRow) any { return b.Region }},
-	{"asn", func(b *BeaconRow, _ *cdnRow) any { return b.ASN }},
-	{"browser", func(b *BeaconRow, _ *cdnRow) any { return b.Browser }},
-	{"device", func(b *BeaconRow, _ *cdnRow) any { return b.Device }},
-	{"is_bot", func(b *BeaconRow, _ *cdnRow) any { return *b2u(&b.Bot) }},
-	{"sample", func(b *BeaconRow, _ *cdnRow) any { return b.Sample }},
-	{"kind", func(_ *BeaconRow, r *cdnRow) any { return r.kind }},
-	{"cdn", func(_ *BeaconRow, r *cdnRow) any { return r.cdn }},
-	{"host", func(_ *BeaconRow, r *cdnRow) any { return r.host }},
-	{"url", func(_ *BeaconRow, r *cdnRow) any { return r.url }},
-	{"count", func(_ *BeaconRow, r *cdnRow) any { return r.count }},
-	{"duration_ms", func(_ *BeaconRow, r *cdnRow) any { return r.durationMs }},
-	{"dns_ms", func(_ *BeaconRow, r *cdnRow) any { return r.dnsMs }},
-	{"connect_ms", func(_ *BeaconRow, r *cdnRow) any { return r.connectMs }},
-	{"tls_ms", func(_ *BeaconRow, r *cdnRow) any { return r.tlsMs }},
-	{"ttfb_ms", func(_ *BeaconRow, r *cdnRow) any { return r.ttfbMs }},
-	{"bytes", func(_ *BeaconRow, r *cdnRow) any { return r.bytes }},
-	{"tao", func(_ *BeaconRow, r *cdnRow) any { return r.tao }},
-	{"error", func(_ *BeaconRow, r *cdnRow) any { return r.error }},
-	{"status", func(_ *BeaconRow, r *cdnRow) any { return r.status }},
+var cdnColumns = []col[cdnRecord]{
+	typed("ts", func(r *cdnRecord) time.Time { return second(r.b.ReceivedAt) }),
+	typed("site", func(r *cdnRecord) string { return r.b.Site }),
+	typed("pv", func(r *cdnRecord) string { return r.b.PV }),
+	typed("country", func(r *cdnRecord) string { return r.b.Country }),
+	typed("region", func(r *cdnRecord) string { return r.b.Region }),
+	typed("asn", func(r *cdnRecord) uint32 { return r.b.ASN }),
+	typed("browser", func(r *cdnRecord) string { return r.b.Browser }),
+	typed("device", func(r *cdnRecord) string { return r.b.Device }),
+	typed("is_bot", func(r *cdnRecord) uint8 { return u8(r.b.Bot) }),
+	typed("sample", func(r *cdnRecord) float64 { return r.b.Sample }),
+	typed("kind", func(r *cdnRecord) string { return r.kind }),
+	typed("cdn", func(r *cdnRecord) string { return r.cdn }),
+	typed("host", func(r *cdnRecord) string { return r.host }),
+	typed("url", func(r *cdnRecord) string { return r.url }),
+	typed("count", func(r *cdnRecord) uint32 { return r.count }),
+	typed("duration_ms", func(r *cdnRecord) *float64 { return r.durationMs }),
+	typed("dns_ms", func(r *cdnRecord) *float64 { return r.dnsMs }),
+	typed("connect_ms", func(r *cdnRecord) *float64 { return r.connectMs }),
+	typed("tls_ms", func(r *cdnRecord) *float64 { return r.tlsMs }),
+	typed("ttfb_ms", func(r *cdnRecord) *float64 { return r.ttfbMs }),
+	typed("bytes", func(r *cdnRecord) *int64 { return r.bytes }),
+	typed("tao", func(r *cdnRecord) *uint8 { return r.tao }),
+	typed("error", func(r *cdnRecord) uint8 { return r.error }),
+	typed("status", func(r *cdnRecord) uint16 { return r.status }),
 }
 
 func insertInto[C any](table string, cols []C, name func(C) string) string {
@@ -347,8 +386,8 @@ func insertInto[C any](table string, cols []C, name func(C) string) string {
 }
 
 var (
-	insertPageviews = insertInto("rum_pageviews", pageviewColumns, func(c pvColumn) string { return c.name })
-	insertCDN       = insertInto("rum_cdn", cdnColumns, func(c cdnColumn) string { return c.name })
+	insertPageviews = insertInto("rum_pageviews", pageviewColumns, func(c col[pv]) string { return c.name })
+	insertCDN       = insertInto("rum_cdn", cdnColumns, func(c col[cdnRecord]) string { return c.name })
 )
 
 var (
@@ -406,42 +445,31 @@ func (w *BeaconWriter) insert(rows []BeaconRow) error {
 // details are in, and a retry after a partial failure folds into the same
 // rows (ReplacingMergeTree on pv).
 func (w *BeaconWriter) send(ctx context.Context, rows []BeaconRow) error {
-	cdn, err := w.conn.PrepareBatch(ctx, insertCDN)
-	if err != nil {
-		return err
-	}
-	defer cdn.Abort()
-	n := 0
-	vals := make([]any, len(cdnColumns))
+	var cdn []cdnRecord
 	for i := range rows {
 		for _, r := range cdnRows(&rows[i]) {
-			for j, c := range cdnColumns {
-				vals[j] = c.value(&rows[i], &r)
-			}
-			if err := cdn.Append(vals...); err != nil {
-				return fmt.Errorf("beacon %s: %w", rows[i].PV, err)
-			}
-			n++
+			cdn = append(cdn, cdnRecord{&rows[i], r})
 		}
 	}
-	if n > 0 {
-		if err := cdn.Send(); err != nil {
+	if len(cdn) > 0 {
+		if err := sendColumns(ctx, w.conn, insertCDN, cdnColumns, cdn); err != nil {
 			return err
 		}
 	}
-	pv, err := w.conn.PrepareBatch(ctx, insertPageviews)
+	return sendColumns(ctx, w.conn, insertPageviews, pageviewColumns, rows)
+}
+
+// sendColumns inserts rows with one INSERT, column by column.
+func sendColumns[R any](ctx context.Context, conn driver.Conn, query string, cols []col[R], rows []R) error {
+	batch, err := conn.PrepareBatch(ctx, query)
 	if err != nil {
 		return err
 	}
-	defer pv.Abort()
-	vals = make([]any, len(pageviewColumns))
-	for i := range rows {
-		for j, c := range pageviewColumns {
-			vals[j] = c.value(&rows[i])
-		}
-		if err := pv.Append(vals...); err != nil {
-			return fmt.Errorf("beacon %s: %w", rows[i].PV, err)
+	defer batch.Abort()
+	for i, c := range cols {
+		if err := batch.Column(i).Append(c.values(rows)); err != nil {
+			return fmt.Errorf("column %s: %w", c.name, err)
 		}
 	}
-	return pv.Send()
+	return batch.Send()
 }
