@@ -211,8 +211,8 @@ func TestBeaconIngestBench(t *testing.T) {
 	idle := rssKiB(t, pid)
 	url := "http://" + listen + "/v1/beacon"
 
-	var cpuSec [4]float64
-	var lag [4]time.Duration // how long ClickHouse took to have every beacon after wrk stopped
+	var cpuSec [5]float64
+	var lag [5]time.Duration // how long ClickHouse took to have every beacon after wrk stopped
 	phase := func(n, threads, conns int) (wrkResult, int64, uint64) {
 		before := rows()
 		cpu0 := cpuTicks(t, pid)
@@ -251,6 +251,10 @@ func TestBeaconIngestBench(t *testing.T) {
 		lag[n] = time.Since(settle)
 		return r, peak, stored - before
 	}
+	// Light load first: the acknowledgement latency of the journal itself
+	// (one fsync shared by the requests that arrived meanwhile), without
+	// the queueing of a saturated machine.
+	light, _, lightRows := phase(4, 1, 4)
 	full, fullRSS, fullRows := phase(2, 2, conns)
 	overloadConns := 2 * conns
 	over, overRSS, overRows := phase(3, 2, overloadConns)
@@ -263,6 +267,7 @@ func TestBeaconIngestBench(t *testing.T) {
 	}
 	resp.Body.Close()
 	after := rssKiB(t, pid)
+	m := scrapeMetrics(t, "http://"+listen+"/metrics")
 
 	mib := func(kib int64) float64 { return float64(kib) / 1024 }
 	fmt.Printf("\nbeacon ingest: wrk -t2 -c%d -d%v, POST /v1/beacon (%d-byte BEACON.md example, text/plain, Origin), loopback; collector --flush-interval %s\n", conns, dur, len(body), flush)
@@ -273,6 +278,11 @@ func TestBeaconIngestBench(t *testing.T) {
 	fmt.Printf("  collector RSS idle / peak          %.1f MiB / %.1f MiB\n", mib(idle), mib(fullRSS))
 	fmt.Printf("  collector CPU                      %.0f%% of one core (2 cores shared with wrk and ClickHouse)\n", 100*cpuSec[2]/dur.Seconds())
 	fmt.Printf("  acknowledged / stored              %d / %d page views (%d shed, %d other non-2xx); all in ClickHouse %v after the load\n", full.OK, fullRows, full.Shed, full.Other, lag[2].Round(time.Second))
+	fmt.Printf("  ClickHouse inserts (both phases)   %.0f, %.0f ms on average; %.0f beacons read back from the journal (memory queue full or insert failed)\n",
+		m["meridian_store_beacon_flushes_total"], 1000*m["meridian_store_beacon_flush_duration_seconds_sum"]/max(1, m["meridian_store_beacon_flush_duration_seconds_count"]),
+		m[`meridian_store_spool_drained_total{what="beacons"}`])
+	fmt.Printf("light load: wrk -t1 -c4: %.0f req/s, p50 %s, p99 %s (journal fsync %s on average here)\n", light.okRate(), us(light.P50Us), us(light.P99Us),
+		time.Duration(1e9*m[`meridian_store_journal_fsync_seconds_sum{what="beacons"}`]/max(1, m[`meridian_store_journal_fsync_seconds_count{what="beacons"}`])).Round(10*time.Microsecond))
 	fmt.Printf("overload: wrk -t2 -c%d -d%v against the collector\n", overloadConns, dur)
 	fmt.Printf("  req/s %.0f, 2xx/s %.0f, p99 %s, max %s\n", over.rate(), over.okRate(), us(over.P99Us), us(over.MaxUs))
 	fmt.Printf("  shed (429/503) %d, other non-2xx %d, socket errors %d (connect %d, read %d, write %d, timeout %d)\n",
@@ -290,7 +300,7 @@ func TestBeaconIngestBench(t *testing.T) {
 		r     wrkResult
 		rows  uint64
 		conns int
-	}{{"full load", full, fullRows, conns}, {"overload", over, overRows, overloadConns}} {
+	}{{"light load", light, lightRows, 4}, {"full load", full, fullRows, conns}, {"overload", over, overRows, overloadConns}} {
 		if p.rows < uint64(p.r.OK) || p.rows > uint64(p.r.OK)+uint64(p.conns) {
 			t.Errorf("%s: %d beacons acknowledged, %d stored: want every acknowledged one stored (and at most %d unanswered extra)", p.name, p.r.OK, p.rows, p.conns)
 		}
@@ -298,6 +308,25 @@ func TestBeaconIngestBench(t *testing.T) {
 			t.Errorf("%s: %d answers neither 2xx nor 429/503", p.name, p.r.Other)
 		}
 	}
+}
+
+// scrapeMetrics reads the collector's counters and sums by full name.
+func scrapeMetrics(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		name, val, ok := strings.Cut(line, " ")
+		if v, err := strconv.ParseFloat(val, 64); ok && err == nil {
+			out[name] = v
+		}
+	}
+	return out
 }
 
 func us(v int64) string { return time.Duration(v * 1000).Round(10 * time.Microsecond).String() }

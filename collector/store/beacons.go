@@ -11,6 +11,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/VictoriaMetrics/metrics"
+	jsonv2 "github.com/go-json-experiment/json"
 )
 
 // Beacon is one page view as the browser script sends it: the JSON body of
@@ -158,13 +159,15 @@ var beaconCodec = codec[BeaconRow]{
 		return append(dst, "}\n"...), nil
 	},
 	decode: func(line []byte) (BeaconRow, error) {
-		var l beaconLine
-		if err := json.Unmarshal(line, &l); err != nil {
-			return BeaconRow{}, err
+		// One pass with the beacon decoder's library: a collector that
+		// fell behind reads many lines back.
+		var l struct {
+			ReceivedAt time.Time `json:"received_at"`
+			Visitor    Visitor   `json:"visitor"`
+			Beacon     Beacon    `json:"beacon"`
 		}
-		r := BeaconRow{Visitor: l.Visitor, ReceivedAt: l.ReceivedAt, Raw: l.Beacon}
-		err := json.Unmarshal(l.Beacon, &r.Beacon)
-		return r, err
+		err := jsonv2.Unmarshal(line, &l)
+		return BeaconRow{Beacon: l.Beacon, Visitor: l.Visitor, ReceivedAt: l.ReceivedAt}, err
 	},
 }
 

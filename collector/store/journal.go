@@ -44,8 +44,9 @@ type journal[T any] struct {
 	codec    codec[T]
 	logf     func(format string, args ...any)
 
-	in    chan *journalReq[T]
-	bytes atomic.Int64 // segment files on disk, the current one included
+	in     chan *journalReq[T]
+	bytes  atomic.Int64 // segment files on disk, the current one included
+	fsyncs *metrics.Histogram
 
 	mu      sync.Mutex // guards queue and memRows
 	queue   []journalEntry[T]
@@ -115,7 +116,7 @@ func openJournal[T any](what, dir string, opt WriterOptions, c codec[T], send fu
 		j.opt.DrainEvery = 2 * time.Second
 	}
 	if j.opt.MemRows <= 0 {
-		j.opt.MemRows = 2 * opt.MaxRows
+		j.opt.MemRows = 4 * opt.MaxRows
 	}
 	if j.logf == nil {
 		j.logf = func(string, ...any) {}
@@ -137,6 +138,7 @@ func openJournal[T any](what, dir string, opt WriterOptions, c codec[T], send fu
 		j.logf("%d %s segments left from an earlier run go into ClickHouse from %s", len(segs), what, dir)
 	}
 	metrics.GetOrCreateGauge(`meridian_store_spool_bytes{what="`+what+`"}`, func() float64 { return float64(j.bytes.Load()) })
+	j.fsyncs = metrics.GetOrCreateHistogram(`meridian_store_journal_fsync_seconds{what="` + what + `"}`)
 	j.committerWG.Add(1)
 	go j.commitLoop(next)
 	j.inserterWG.Add(1)
@@ -307,7 +309,9 @@ func (j *journal[T]) append(seg *segment, buf []byte) error {
 	j.bytes.Add(int64(n))
 	seg.written = seg.written || n > 0
 	if err == nil {
+		start := time.Now()
 		err = seg.f.Sync()
+		j.fsyncs.UpdateDuration(start)
 	}
 	return err
 }

@@ -34,7 +34,7 @@ type WriterOptions struct {
 	SpoolDir      string
 	SpoolMaxBytes int64         // default 1 GiB; past it writes fail with ErrSpoolFull
 	DrainEvery    time.Duration // how often to retry ClickHouse after a failure (default 2s)
-	MemRows       int           // journalled rows held in memory for inserting (default 2 × MaxRows)
+	MemRows       int           // journalled rows held in memory for inserting (default 4 × MaxRows)
 	Logf          func(format string, args ...any)
 }
 
