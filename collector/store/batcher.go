@@ -2,8 +2,45 @@ package store
 
 import (
 	"context"
+	"errors"
+	"sync"
 	"time"
 )
+
+// ErrClosed means the writer was closed: the collector is stopping.
+var ErrClosed = errors.New("store writer is closed")
+
+// gate lets writers send on a queue while it may be closed under them (a
+// request outliving the server's shutdown timeout): after closing, sends
+// fail with ErrClosed instead of panicking.
+type gate struct {
+	mu     sync.RWMutex
+	closed bool
+}
+
+// trySend queues v, or fails at once: ErrOverloaded when the queue is full.
+func trySend[T any](g *gate, ch chan T, v T) error {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.closed {
+		return ErrClosed
+	}
+	select {
+	case ch <- v:
+		return nil
+	default:
+		return ErrOverloaded
+	}
+}
+
+func closeQueue[T any](g *gate, ch chan T) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.closed {
+		g.closed = true
+		close(ch)
+	}
+}
 
 // batcher gathers items from concurrent callers and hands them to flush in
 // batches, by size or age; every caller learns its batch's outcome. Every
@@ -11,6 +48,7 @@ import (
 type batcher[T any] struct {
 	opt   WriterOptions
 	in    chan *batchReq[T]
+	gate  gate
 	done  chan struct{}
 	flush func([]T) error
 }
@@ -32,10 +70,8 @@ func (b *batcher[T]) write(ctx context.Context, items []T) error {
 		return nil
 	}
 	req := &batchReq[T]{items: items, err: make(chan error, 1)}
-	select {
-	case b.in <- req:
-	default:
-		return ErrOverloaded
+	if err := trySend(&b.gate, b.in, req); err != nil {
+		return err
 	}
 	select {
 	case err := <-req.err:
@@ -46,7 +82,7 @@ func (b *batcher[T]) write(ctx context.Context, items []T) error {
 }
 
 func (b *batcher[T]) close() {
-	close(b.in)
+	closeQueue(&b.gate, b.in)
 	<-b.done
 }
 

@@ -45,6 +45,7 @@ type journal[T any] struct {
 	logf     func(format string, args ...any)
 
 	in     chan *journalReq[T]
+	gate   gate
 	bytes  atomic.Int64 // segment files on disk, the current one included
 	fsyncs *metrics.Histogram
 
@@ -121,6 +122,7 @@ func openJournal[T any](what, dir string, opt WriterOptions, c codec[T], send fu
 	if j.logf == nil {
 		j.logf = func(string, ...any) {}
 	}
+	j.fsyncs = metrics.GetOrCreateHistogram(`meridian_store_journal_fsync_seconds{what="` + what + `"}`)
 	// What an earlier run left is complete and goes in from disk.
 	segs, err := j.segments()
 	if err != nil {
@@ -134,11 +136,18 @@ func openJournal[T any](what, dir string, opt WriterOptions, c codec[T], send fu
 		next = s + 1
 		j.queue = append(j.queue, journalEntry[T]{seg: s, lost: true, sealed: true})
 	}
-	if len(segs) > 0 {
-		j.logf("%d %s segments left from an earlier run go into ClickHouse from %s", len(segs), what, dir)
+	legacy, err := j.importLegacy(next)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range legacy {
+		next = s + 1
+		j.queue = append(j.queue, journalEntry[T]{seg: s, lost: true, sealed: true})
+	}
+	if n := len(segs) + len(legacy); n > 0 {
+		j.logf("%d %s segments left from an earlier run go into ClickHouse from %s", n, what, dir)
 	}
 	metrics.GetOrCreateGauge(`meridian_store_spool_bytes{what="`+what+`"}`, func() float64 { return float64(j.bytes.Load()) })
-	j.fsyncs = metrics.GetOrCreateHistogram(`meridian_store_journal_fsync_seconds{what="` + what + `"}`)
 	j.committerWG.Add(1)
 	go j.commitLoop(next)
 	j.inserterWG.Add(1)
@@ -150,8 +159,7 @@ func (j *journal[T]) path(seg uint64) string {
 	return filepath.Join(j.dir, fmt.Sprintf("seg-%020d.ndjson", seg))
 }
 
-// segments lists the segment files, oldest first. Files of the spool's
-// earlier layout (one batch per file) are renamed into segments.
+// segments lists the segment files, oldest first.
 func (j *journal[T]) segments() ([]uint64, error) {
 	entries, err := os.ReadDir(j.dir)
 	if err != nil {
@@ -166,6 +174,60 @@ func (j *journal[T]) segments() ([]uint64, error) {
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a] < out[b] })
 	return out, nil
+}
+
+// importLegacy turns the batch files of the collector's earlier spool (one
+// fsynced file of encoding/json lines per batch that ClickHouse refused)
+// into segments numbered from next, so an upgrade loses nothing. A
+// leftover .tmp was never acknowledged.
+func (j *journal[T]) importLegacy(next uint64) ([]uint64, error) {
+	names, err := filepath.Glob(filepath.Join(j.dir, "batch-*.ndjson*"))
+	if err != nil || len(names) == 0 {
+		return nil, err
+	}
+	sort.Strings(names)
+	var segs []uint64
+	for _, name := range names {
+		if strings.HasSuffix(name, ".tmp") {
+			os.Remove(name)
+			continue
+		}
+		data, err := os.ReadFile(name)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read the earlier spool's %s: %w", name, err)
+		}
+		var lines []byte
+		sc := bufio.NewScanner(bytes.NewReader(data))
+		sc.Buffer(nil, len(data)+1)
+		sc.Split(scanFullLines)
+		for sc.Scan() {
+			var item T
+			if err := json.Unmarshal(sc.Bytes(), &item); err != nil {
+				j.logf("%s: a damaged line is skipped: %v", filepath.Base(name), err)
+				continue
+			}
+			if lines, err = j.codec.encode(lines, &item); err != nil {
+				return nil, fmt.Errorf("cannot convert %s: %w", name, err)
+			}
+		}
+		seg, err := j.create(next)
+		if err != nil {
+			return nil, err
+		}
+		err = j.append(seg, lines)
+		if cerr := seg.f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cannot convert %s into %s: %w", name, seg.f.Name(), err)
+		}
+		if err := os.Remove(name); err != nil {
+			return nil, err
+		}
+		segs = append(segs, next)
+		next++
+	}
+	return segs, syncDir(j.dir)
 }
 
 // write returns once items are durable in the journal (nil), or an error:
@@ -186,10 +248,8 @@ func (j *journal[T]) write(ctx context.Context, items []T) error {
 		return ErrSpoolFull
 	}
 	req := &journalReq[T]{items: items, lines: buf, done: make(chan error, 1)}
-	select {
-	case j.in <- req:
-	default:
-		return ErrOverloaded
+	if err := trySend(&j.gate, j.in, req); err != nil {
+		return err
 	}
 	select {
 	case err := <-req.done:
@@ -203,7 +263,7 @@ func (j *journal[T]) write(ctx context.Context, items []T) error {
 // inserter one last try, and stops. What is not in ClickHouse stays on
 // disk for the next start.
 func (j *journal[T]) close() {
-	close(j.in)
+	closeQueue(&j.gate, j.in)
 	j.committerWG.Wait()
 	close(j.stop)
 	j.inserterWG.Wait()

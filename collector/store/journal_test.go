@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -160,4 +162,66 @@ func TestJournalReadsBackWhatMemoryCouldNotHold(t *testing.T) {
 		}
 	}
 	waitRows(t, conn, dir, 400)
+}
+
+// Batch files of the collector's earlier spool are converted and go in:
+// an upgrade loses nothing acknowledged.
+func TestJournalImportsTheEarlierSpool(t *testing.T) {
+	_, conn := chtest.New(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	var lines []byte
+	for _, r := range tcpRows(7, "legacy") {
+		b, err := json.Marshal(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(append(lines, b...), '\n')
+	}
+	os.WriteFile(filepath.Join(dir, "batch-00000000000000000001.ndjson"), lines, 0o640)
+	os.WriteFile(filepath.Join(dir, "batch-00000000000000000002.ndjson.tmp"), lines, 0o640) // never acknowledged
+
+	bdir := t.TempDir()
+	pv := store.BeaconRow{Beacon: store.Beacon{V: 1, Site: "mrs_x", PV: "00000000-0000-4000-8000-00000000abcd", URL: "https://shop.example/", Sample: 1},
+		Visitor: store.Visitor{Country: "JP"}, ReceivedAt: time.Now()}
+	b, _ := json.Marshal(&pv)
+	os.WriteFile(filepath.Join(bdir, "batch-00000000000000000001.ndjson"), append(b, '\n'), 0o640)
+
+	w, err := store.NewWriter(conn, store.WriterOptions{MaxDelay: 5 * time.Millisecond, SpoolDir: dir, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	bw, err := store.NewBeaconWriter(conn, store.WriterOptions{MaxDelay: 5 * time.Millisecond, SpoolDir: bdir, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bw.Close()
+	waitRows(t, conn, dir, 7)
+	var country string
+	for deadline := time.Now().Add(10 * time.Second); country == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		conn.QueryRow(ctx, "SELECT any(country) FROM rum_pageviews WHERE pv = ?", pv.PV).Scan(&country)
+	}
+	if country != "JP" {
+		t.Errorf("the earlier spool's beacon: got country %q, want JP", country)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "batch-*")); len(left) != 0 {
+		t.Errorf("earlier spool files left: %v", left)
+	}
+}
+
+// A write that outlives the writer (a request past the server's shutdown
+// timeout) gets ErrClosed, with or without a journal, instead of a panic.
+func TestWriteAfterCloseFails(t *testing.T) {
+	_, conn := chtest.New(t)
+	for _, dir := range []string{"", t.TempDir()} {
+		w, err := store.NewWriter(conn, store.WriterOptions{SpoolDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		if err := w.Write(context.Background(), tcpRows(1, "late")); !errors.Is(err, store.ErrClosed) {
+			t.Errorf("spool dir %q: write after close: got %v, want ErrClosed", dir, err)
+		}
+	}
 }
