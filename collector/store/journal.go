@@ -329,6 +329,7 @@ func (j *journal[T]) commitLoop(next uint64) {
 				first += len(r.items)
 			}
 			seg.lines = first
+			clear(batch) // the requests are answered: let them go
 			if seg.size >= segmentMaxBytes {
 				j.seal(seg)
 				seg = nil
