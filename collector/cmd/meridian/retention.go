@@ -26,13 +26,35 @@ var retentionUsage = map[string]string{
 }
 
 // retentionFlags are the windows, named prefix+group (serve prefixes them
-// with "retention-").
+// with "retention-"), and --cluster, unprefixed: the same name and value as
+// `migrate --cluster`.
 func retentionFlags(prefix string) []cli.Flag {
 	var fs []cli.Flag
 	for _, g := range store.RetentionGroups {
 		fs = append(fs, &cli.StringFlag{Name: prefix + g, Value: retentionDefaults[g], Usage: retentionUsage[g]})
 	}
-	return fs
+	return append(fs, &cli.StringFlag{Name: "cluster", Usage: "for a database made with migrate --cluster: retention drops old partitions from the X_local tables " +
+		"of every node of cluster `NAME` (nodes read from system.clusters on --clickhouse); without it, from the tables of the --clickhouse server only"})
+}
+
+// retentionStoreOptions are where retention runs: the --clickhouse server,
+// or every node of --cluster.
+func retentionStoreOptions(c *cli.Context) store.Options {
+	o := storeOptions(c)
+	o.Cluster = c.String("cluster")
+	return o
+}
+
+// retain runs one retention pass: on the server conn talks to or, when
+// o.Cluster is set, on each node of the cluster (conn is then unused: each
+// node gets its own connection for the pass). The cluster is named rather
+// than guessed from the Distributed tables, as for migrate; ApplyRetention
+// refuses a cluster database, so forgetting --cluster fails loudly.
+func retain(ctx context.Context, conn driver.Conn, o store.Options, ro store.RetentionOptions) ([]store.DroppedPartition, error) {
+	if o.Cluster != "" {
+		return store.ApplyClusterRetention(ctx, o, ro)
+	}
+	return store.ApplyRetention(ctx, conn, o.Database, ro)
 }
 
 func retentionDays(c *cli.Context, cmd, prefix string) (map[string]int, error) {
@@ -54,6 +76,9 @@ func retentionCommand() *cli.Command {
 		Subcommands: []*cli.Command{{
 			Name:  "apply",
 			Usage: "drop (or with --dry-run list) the day partitions past their window; prints each one",
+			Description: "On a database made with `meridian migrate --cluster NAME`, give --cluster NAME too: the rows live in\n" +
+				"each node's X_local tables (the tables X are Distributed and have no partitions), so retention reads\n" +
+				"system.parts and drops partitions on every node of the cluster, as listed in system.clusters.",
 			Flags: append(append(clickhouseFlags(), retentionFlags("")...),
 				&cli.BoolFlag{Name: "dry-run", Usage: "list what would be dropped, drop nothing"}),
 			Action: func(c *cli.Context) error {
@@ -61,12 +86,15 @@ func retentionCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				conn, err := store.Open(c.Context, storeOptions(c))
-				if err != nil {
-					return err
+				o := retentionStoreOptions(c)
+				var conn driver.Conn
+				if o.Cluster == "" {
+					if conn, err = store.Open(c.Context, o); err != nil {
+						return err
+					}
+					defer conn.Close()
 				}
-				defer conn.Close()
-				_, err = applyRetention(c.Context, conn, c.String("database"), days, c.Bool("dry-run"), c.App.Writer)
+				_, err = applyRetention(c.Context, conn, o, days, c.Bool("dry-run"), c.App.Writer)
 				return err
 			},
 		}},
@@ -74,8 +102,9 @@ func retentionCommand() *cli.Command {
 }
 
 // applyRetention runs one pass and prints a line per partition dropped.
-func applyRetention(ctx context.Context, conn driver.Conn, db string, days map[string]int, dryRun bool, w io.Writer) (int, error) {
-	dropped, err := store.ApplyRetention(ctx, conn, db, store.RetentionOptions{Days: days, DryRun: dryRun})
+func applyRetention(ctx context.Context, conn driver.Conn, o store.Options, days map[string]int, dryRun bool, w io.Writer) (int, error) {
+	db := o.Database
+	dropped, err := retain(ctx, conn, o, store.RetentionOptions{Days: days, DryRun: dryRun})
 	verb := "dropped"
 	if dryRun {
 		verb = "would drop"
@@ -86,21 +115,29 @@ func applyRetention(ctx context.Context, conn driver.Conn, db string, days map[s
 	if err != nil {
 		return len(dropped), fmt.Errorf("cannot apply retention: %w", err)
 	}
-	if len(dropped) == 0 {
+	if len(dropped) == 0 && o.Cluster == "" {
 		fmt.Fprintf(w, "nothing to drop in %s\n", db)
+	} else if len(dropped) == 0 {
+		fmt.Fprintf(w, "nothing to drop in %s on cluster %s\n", db, o.Cluster)
 	}
 	return len(dropped), nil
 }
 
 // retentionLoop applies retention every interval until ctx ends (serve
-// --retention-every); failures are logged and retried at the next tick.
-func retentionLoop(ctx context.Context, conn driver.Conn, db string, days map[string]int, every time.Duration, logger *slog.Logger) {
+// --retention-every), on o's server through conn or, with o.Cluster, on
+// every node of the cluster; failures are logged and retried at the next
+// tick.
+func retentionLoop(ctx context.Context, conn driver.Conn, o store.Options, days map[string]int, every time.Duration, logger *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		dropped, err := store.ApplyRetention(ctx, conn, db, store.RetentionOptions{Days: days})
+		dropped, err := retain(ctx, conn, o, store.RetentionOptions{Days: days})
 		for _, d := range dropped {
-			logger.Info("retention: dropped partition", "table", d.Table, "day", d.Day.Format(time.DateOnly), "rows", d.Rows)
+			attrs := []any{"table", d.Table, "day", d.Day.Format(time.DateOnly), "rows", d.Rows}
+			if d.Node != "" {
+				attrs = append(attrs, "node", d.Node)
+			}
+			logger.Info("retention: dropped partition", attrs...)
 		}
 		if err != nil && ctx.Err() == nil {
 			logger.Warn("retention failed; retrying at the next tick", "err", err, "every", every)

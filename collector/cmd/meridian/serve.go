@@ -44,7 +44,7 @@ func serve(c *cli.Context) error {
 	}
 	defer conn.Close()
 	if every := c.Duration("retention-every"); every > 0 {
-		go retentionLoop(c.Context, conn, c.String("database"), retention, every, logger)
+		go retentionLoop(c.Context, conn, retentionStoreOptions(c), retention, every, logger)
 	}
 	writer, err := store.NewWriter(conn, store.WriterOptions{
 		MaxDelay:      c.Duration("flush-interval"),
