@@ -302,7 +302,7 @@ func migrationNodes(ctx context.Context, o Options) ([]*node, error) {
 		return nodes, err
 	}
 	if len(addrs) == 0 {
-		return nodes, fmt.Errorf("cannot migrate on cluster %q: the server at %s has no such cluster in <remote_servers> (see system.clusters)", o.Cluster, o.Addr)
+		return nodes, fmt.Errorf("cluster %q: the server at %s has no such cluster in <remote_servers> (see system.clusters)", o.Cluster, o.Addr)
 	}
 	first.Close()
 	nodes = nodes[:0]
