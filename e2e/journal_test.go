@@ -76,17 +76,20 @@ func TestAcknowledgedBeaconsSurviveKill9(t *testing.T) {
 
 	col = serve("50ms")
 	defer func() { col.Process.Kill(); col.Wait() }()
-	var cdn uint64
+	// The rollup counts inserts (merges of the raw table could fold a
+	// duplicate): a beacon inserted twice would show there. Its rows
+	// arrive just after the table's, so wait for both and an empty journal.
+	var cdn, inserted uint64
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		conn.QueryRow(ctx, "SELECT count() FROM rum_pageviews").Scan(&n)
-		if n >= 400 {
+		if err := conn.QueryRow(ctx, "SELECT countMerge(pageviews) FROM rum_pageviews_1m").Scan(&inserted); err != nil {
+			t.Fatal(err)
+		}
+		segs, _ := filepath.Glob(filepath.Join(spool, "beacons", "seg-*"))
+		if n >= 400 && inserted >= 400 && len(segs) == 0 {
 			break
 		}
 	}
-	// The rollup counts inserts (merges of the raw table could fold a
-	// duplicate): a beacon inserted twice would show there.
-	var inserted uint64
-	conn.QueryRow(ctx, "SELECT countMerge(pageviews) FROM rum_pageviews_1m").Scan(&inserted)
 	conn.QueryRow(ctx, "SELECT count() FROM rum_cdn FINAL").Scan(&cdn)
 	if n != 400 || inserted != 400 || cdn != 400*5 {
 		t.Errorf("after kill -9 and restart: %d page views (%d inserts) and %d CDN rows in ClickHouse, want 400 (400) and 2000: every acknowledged beacon, once", n, inserted, cdn)

@@ -435,9 +435,15 @@ type span struct{ first, n int }
 // segState is what the inserter knows of a segment.
 type segState struct {
 	pending int    // rows taken from memory, not yet inserted
-	done    []span // rows inserted, in line order
+	done    []span // rows inserted from memory
 	lost    bool   // rows not in memory: read the file back
 	sealed  bool   // no more rows will come
+
+	// While it is read back: the file, where the next run starts, and how
+	// many rows went in so far.
+	data      []byte
+	off, line int
+	sent      int
 }
 
 // batchPart ties rows of a batch to the lines they came from.
@@ -616,73 +622,74 @@ func nextLost(segs map[uint64]*segState) (uint64, *segState, bool) {
 	return best, found, found != nil
 }
 
-// readBack inserts the rows of a segment that are not in ClickHouse yet,
-// MaxRows at a time, then marks the segment done. A torn last line (a
-// crash mid-write: never acknowledged) is skipped; so is a damaged line
-// elsewhere, with a log line.
+// readBack inserts the next run of up to MaxRows rows of a segment that
+// are not in ClickHouse yet (one run per call, so rows waiting in memory
+// go in between), and marks the segment done after its last line. A torn
+// last line (a crash mid-write: never acknowledged) is skipped; so is a
+// damaged line elsewhere, with a log line.
 func (j *journal[T]) readBack(id uint64, s *segState) error {
-	data, err := os.ReadFile(j.path(id))
-	if errors.Is(err, os.ErrNotExist) {
-		s.lost = false
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	sort.Slice(s.done, func(a, b int) bool { return s.done[a].first < s.done[b].first })
-	var (
-		items []T
-		first = -1 // line of items[0]
-		d     = 0  // next span in s.done
-		sc    = bufio.NewScanner(bytes.NewReader(data))
-		sent  int
-	)
-	sc.Buffer(nil, segmentMaxBytes+1)
-	sc.Split(scanFullLines)
-	send := func() error {
-		if len(items) == 0 {
+	name := filepath.Base(j.path(id))
+	if s.data == nil {
+		data, err := os.ReadFile(j.path(id))
+		if errors.Is(err, os.ErrNotExist) {
+			s.lost = false
 			return nil
 		}
-		if err := j.send(items); err != nil {
-			return fmt.Errorf("cannot insert %d %s read back from %s yet: %w", len(items), j.what, filepath.Base(j.path(id)), err)
-		}
-		s.done = append(s.done, span{first, len(items)})
-		sent += len(items)
-		items, first = items[:0], -1
-		return nil
-	}
-	for line := 0; sc.Scan(); line++ {
-		for d < len(s.done) && s.done[d].first+s.done[d].n <= line {
-			d++
-		}
-		if d < len(s.done) && s.done[d].first <= line {
-			continue // in already
-		}
-		item, err := j.codec.decode(sc.Bytes())
 		if err != nil {
-			j.logf("%s: line %d is damaged, skipped: %v", filepath.Base(j.path(id)), line+1, err)
-			metrics.GetOrCreateCounter(`meridian_store_spool_damaged_total{what="` + j.what + `"}`).Inc()
+			return err
+		}
+		s.data = data
+		sort.Slice(s.done, func(a, b int) bool { return s.done[a].first < s.done[b].first })
+	}
+	var items []T
+	off, line := s.off, s.line
+	for len(items) < j.opt.MaxRows {
+		adv, tok, _ := scanFullLines(s.data[off:], true)
+		if adv == 0 || tok == nil {
+			break // end of the segment (or its torn tail)
+		}
+		if s.isDone(line) {
+			if len(items) > 0 {
+				break // a run ends
+			}
+			off, line = off+adv, line+1
 			continue
 		}
-		if len(items) > 0 && first+len(items) != line || len(items) >= j.opt.MaxRows {
-			if err := send(); err != nil {
-				return err
+		item, err := j.codec.decode(tok)
+		if err != nil {
+			if len(items) > 0 {
+				break
 			}
-		}
-		if len(items) == 0 {
-			first = line
+			j.logf("%s: line %d is damaged, skipped: %v", name, line+1, err)
+			metrics.GetOrCreateCounter(`meridian_store_spool_damaged_total{what="` + j.what + `"}`).Inc()
+			off, line = off+adv, line+1
+			continue
 		}
 		items = append(items, item)
+		off, line = off+adv, line+1
 	}
-	if err := send(); err != nil {
-		return err
+	if len(items) > 0 {
+		if err := j.send(items); err != nil {
+			return fmt.Errorf("cannot insert %d %s read back from %s yet: %w", len(items), j.what, name, err)
+		}
+		s.sent += len(items) // the cursor moves past them: no span needed
+		metrics.GetOrCreateCounter(`meridian_store_spool_drained_total{what="` + j.what + `"}`).Add(len(items))
 	}
-	s.lost = false
-	if sent > 0 {
-		metrics.GetOrCreateCounter(`meridian_store_spool_drained_total{what="` + j.what + `"}`).Add(sent)
-		j.logf("inserted %d %s from the spool (%s)", sent, j.what, filepath.Base(j.path(id)))
+	s.off, s.line = off, line
+	if off >= len(s.data) || len(items) == 0 && !s.isDone(line) {
+		if s.sent > 0 {
+			j.logf("inserted %d %s from the spool (%s)", s.sent, j.what, name)
+		}
+		s.lost, s.data, s.off, s.line, s.sent = false, nil, 0, 0, 0
 	}
 	return nil
+}
+
+// isDone tells whether line of the segment is in ClickHouse already (done
+// is sorted).
+func (s *segState) isDone(line int) bool {
+	i := sort.Search(len(s.done), func(i int) bool { return s.done[i].first+s.done[i].n > line })
+	return i < len(s.done) && s.done[i].first <= line
 }
 
 // scanFullLines splits newline-terminated lines and drops an unterminated
