@@ -21,7 +21,7 @@ import (
 // still waits for its batch (a 1-hour flush interval), and started again,
 // it puts every acknowledged beacon into ClickHouse, each once.
 func TestAcknowledgedBeaconsSurviveKill9(t *testing.T) {
-	bin := collectorBinary(t)
+	bin, _ := binaries(t)
 	o, conn := chtest.New(t)
 	ctx := context.Background()
 	key := lastLine(meridian(t, bin, o.Database, "sites", "add", "shop", "--origin", benchOrigin))

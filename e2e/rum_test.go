@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -41,7 +40,7 @@ func TestRUMBeaconFromChromium(t *testing.T) {
 		t.Fatalf("this test needs Debian's chromium at %s: apt-get install chromium", chromium)
 	}
 	dbOpts, conn := chtest.New(t)
-	bin := collectorBinary(t)
+	bin, _ := binaries(t)
 
 	// Page servers first: their origins are what the sites register.
 	cdn1, cdn2 := cdnServer(t), cdnServer(t)
@@ -171,30 +170,6 @@ func (r *statusRecorder) WriteHeader(code int) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.TrimSpace(lines[len(lines)-1])
-}
-
-var (
-	collectorOnce sync.Once
-	collectorBin  string
-	collectorErr  error
-)
-
-// collectorBinary builds only meridian (not the agent), for the sites CLI.
-func collectorBinary(t *testing.T) string {
-	t.Helper()
-	collectorOnce.Do(func() {
-		dir := t.TempDir() // absolute; only one test builds here
-		out, err := exec.Command("go", "build", "-o", dir, "../collector/cmd/meridian").CombinedOutput()
-		if err != nil {
-			collectorErr = fmt.Errorf("go build ./collector/cmd/meridian: %v\n%s", err, out)
-			return
-		}
-		collectorBin = filepath.Join(dir, "meridian")
-	})
-	if collectorErr != nil {
-		t.Fatal(collectorErr)
-	}
-	return collectorBin
 }
 
 func pngOf(w, h int) []byte {
