@@ -24,7 +24,7 @@ var ErrOverloaded = errors.New("store writer is overloaded")
 type WriterOptions struct {
 	MaxRows  int           // flush when this many rows are pending (default 10000)
 	MaxDelay time.Duration // flush this long after the first pending row (default 250ms)
-	Queue    int           // requests waiting for a flush before ErrOverloaded (default 1024)
+	Queue    int           // writes waiting (for the journal's fsync, or the insert without one) before ErrOverloaded (default 1024)
 
 	// SpoolDir, when set, is the journal every write is fsynced to before
 	// it is acknowledged; rows go on to ClickHouse in batches from memory,
