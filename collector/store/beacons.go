@@ -125,12 +125,13 @@ type BeaconRow struct {
 	Raw []byte `json:"-"`
 }
 
-// beaconLine is a beacon's journal line: the beacon as received and what
-// the collector derived.
-type beaconLine struct {
-	ReceivedAt time.Time       `json:"received_at"`
-	Visitor    Visitor         `json:"visitor"`
-	Beacon     json.RawMessage `json:"beacon"`
+// beaconLine is a beacon's journal line: the beacon and what the collector
+// derived. B is json.RawMessage to write the beacon as received, Beacon to
+// read it back.
+type beaconLine[B any] struct {
+	ReceivedAt time.Time `json:"received_at"`
+	Visitor    Visitor   `json:"visitor"`
+	Beacon     B         `json:"beacon"`
 }
 
 var beaconCodec = codec[BeaconRow]{
@@ -142,7 +143,7 @@ var beaconCodec = codec[BeaconRow]{
 				return dst, err
 			}
 		}
-		head, err := json.Marshal(beaconLine{ReceivedAt: r.ReceivedAt, Visitor: r.Visitor})
+		head, err := json.Marshal(beaconLine[json.RawMessage]{ReceivedAt: r.ReceivedAt, Visitor: r.Visitor})
 		if err != nil {
 			return dst, err
 		}
@@ -161,11 +162,7 @@ var beaconCodec = codec[BeaconRow]{
 	decode: func(line []byte) (BeaconRow, error) {
 		// One pass with the beacon decoder's library: a collector that
 		// fell behind reads many lines back.
-		var l struct {
-			ReceivedAt time.Time `json:"received_at"`
-			Visitor    Visitor   `json:"visitor"`
-			Beacon     Beacon    `json:"beacon"`
-		}
+		var l beaconLine[Beacon]
 		err := jsonv2.Unmarshal(line, &l)
 		return BeaconRow{Beacon: l.Beacon, Visitor: l.Visitor, ReceivedAt: l.ReceivedAt}, err
 	},

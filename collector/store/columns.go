@@ -43,7 +43,7 @@ func or[T any](p *T, get func(*T) any, zero any) any {
 var nilF64 *float64
 
 var resultColumns = []column{
-	{"ts", func(r *Row) any { return r.TS.UTC().Truncate(time.Second) }},
+	{"ts", func(r *Row) any { return second(r.TS) }},
 	{"ts_ms", func(r *Row) any { return uint16(r.TS.Nanosecond() / 1e6) }},
 	{"id", func(r *Row) any { return r.ID }},
 	{"agent", func(r *Row) any { return r.Agent }},
@@ -150,7 +150,7 @@ var resultColumns = []column{
 	{"clock_synced", hostField(func(h *result.Host) any { return b2u(h.ClockSynced) }, (*uint8)(nil))},
 	{"clock_offset_ms", hostField(func(h *result.Host) any { return h.ClockOffsetMs }, nilF64)},
 
-	{"received_at", func(r *Row) any { return r.ReceivedAt.UTC().Truncate(time.Second) }},
+	{"received_at", func(r *Row) any { return second(r.ReceivedAt) }},
 }
 
 func httpField(get func(*result.HTTP) any, zero any) func(*Row) any {

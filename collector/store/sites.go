@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -121,45 +122,46 @@ func AddSite(ctx context.Context, conn driver.Conn, s *Site) (key string, err er
 		return "", fmt.Errorf("cannot make a site key: %w", err)
 	}
 	s.Key = SiteKeyPrefix + base64.RawURLEncoding.EncodeToString(raw)
-	cdns, err := json.Marshal(s.CDNs)
-	if err != nil {
-		return "", err
-	}
 	now := time.Now()
 	s.CreatedAt = now.UTC().Truncate(time.Second)
-	err = insert(ctx, conn, "sites", []string{"name", "site_key", "origins", "sample", "respect_gpc", "cdns", "created_at", "version"},
-		s.Name, s.Key, s.Origins, s.Sample, *b2u(&s.RespectGPC), string(cdns), now, uint64(now.UnixNano()))
-	if err != nil {
+	if err := putSite(ctx, conn, *s, now); err != nil {
 		return "", fmt.Errorf("cannot store site %q: %w", s.Name, err)
 	}
 	return s.Key, nil
 }
 
-// UpdateSite replaces the origins, sampling rate, GPC choice and CDNs of
-// the site named s.Name (checked with NewSite first); its key and creation
-// time stay. Collectors see the change within their site cache's TTL.
-func UpdateSite(ctx context.Context, conn driver.Conn, s Site) (Site, error) {
+// UpdateSite changes the site called name: change gets it as stored and
+// returns what it should become (checked with NewSite); its key and
+// creation time stay whatever change returns. It returns the site before
+// and after. Collectors see the change within their site cache's TTL.
+func UpdateSite(ctx context.Context, conn driver.Conn, name string, change func(old Site) (Site, error)) (old, updated Site, err error) {
 	sites, err := ListSites(ctx, conn)
 	if err != nil {
-		return Site{}, err
+		return Site{}, Site{}, err
 	}
-	for _, old := range sites {
-		if old.Name != s.Name {
-			continue
-		}
-		s.Key, s.CreatedAt = old.Key, old.CreatedAt
-		cdns, err := json.Marshal(s.CDNs)
-		if err != nil {
-			return Site{}, err
-		}
-		err = insert(ctx, conn, "sites", []string{"name", "site_key", "origins", "sample", "respect_gpc", "cdns", "created_at", "version"},
-			s.Name, s.Key, s.Origins, s.Sample, *b2u(&s.RespectGPC), string(cdns), s.CreatedAt, uint64(time.Now().UnixNano()))
-		if err != nil {
-			return Site{}, fmt.Errorf("cannot update site %q: %w", s.Name, err)
-		}
-		return s, nil
+	i := slices.IndexFunc(sites, func(s Site) bool { return s.Name == name })
+	if i < 0 {
+		return Site{}, Site{}, fmt.Errorf("cannot change site %q: no such site; `meridian sites list` shows the registered ones", name)
 	}
-	return Site{}, fmt.Errorf("cannot update site %q: no such site; `meridian sites list` shows the registered ones", s.Name)
+	old = sites[i]
+	if updated, err = change(old); err != nil {
+		return old, Site{}, err
+	}
+	updated.Name, updated.Key, updated.CreatedAt = old.Name, old.Key, old.CreatedAt
+	if err := putSite(ctx, conn, updated, time.Now()); err != nil {
+		return old, Site{}, fmt.Errorf("cannot change site %q: %w", name, err)
+	}
+	return old, updated, nil
+}
+
+// putSite writes s as the site's newest version.
+func putSite(ctx context.Context, conn driver.Conn, s Site, now time.Time) error {
+	cdns, err := json.Marshal(s.CDNs)
+	if err != nil {
+		return err
+	}
+	return insert(ctx, conn, "sites", []string{"name", "site_key", "origins", "sample", "respect_gpc", "cdns", "created_at", "version"},
+		s.Name, s.Key, s.Origins, s.Sample, *b2u(&s.RespectGPC), string(cdns), s.CreatedAt, uint64(now.UnixNano()))
 }
 
 // ListSites returns the registered sites, by name.

@@ -104,11 +104,10 @@ func TestUpdateSite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	changed, err := store.NewSite("shop", []string{"https://www.shop.example"}, 0.25, true, map[string]string{"cdn1": "https://p.cdn1.example/x.gif"})
-	if err != nil {
-		t.Fatal(err)
+	change := func(store.Site) (store.Site, error) {
+		return store.NewSite("shop", []string{"https://www.shop.example"}, 0.25, true, map[string]string{"cdn1": "https://p.cdn1.example/x.gif"})
 	}
-	if _, err := store.UpdateSite(ctx, conn, changed); err != nil {
+	if _, _, err := store.UpdateSite(ctx, conn, "shop", change); err != nil {
 		t.Fatal(err)
 	}
 	sites, err := store.ListSites(ctx, conn)
@@ -123,8 +122,7 @@ func TestUpdateSite(t *testing.T) {
 	if !got.AllowsOrigin("https://www.shop.example") || got.AllowsOrigin("https://shop.example") {
 		t.Errorf("origins after UpdateSite: %v", got.Origins)
 	}
-	nope, _ := store.NewSite("nope", []string{"https://x.example"}, 1, false, nil)
-	if _, err := store.UpdateSite(ctx, conn, nope); err == nil || !strings.Contains(err.Error(), "no such site") {
+	if _, _, err := store.UpdateSite(ctx, conn, "nope", change); err == nil || !strings.Contains(err.Error(), "no such site") {
 		t.Errorf("UpdateSite(unknown): got %v, want no such site", err)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"html"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -133,39 +132,30 @@ func setSite(c *cli.Context) error {
 		return err
 	}
 	defer conn.Close()
-	sites, err := store.ListSites(c.Context, conn)
-	if err != nil {
-		return err
-	}
-	name := c.Args().First()
-	i := slices.IndexFunc(sites, func(s store.Site) bool { return s.Name == name })
-	if i < 0 {
-		return fmt.Errorf("cannot change site %q: no such site; `meridian sites list` shows the registered ones", name)
-	}
-	old := sites[i]
-	origins, sample, gpc, cdns := old.Origins, old.Sample, old.RespectGPC, old.CDNs
-	if c.IsSet("origin") {
-		origins = c.StringSlice("origin")
-	}
-	if c.IsSet("sample") {
-		sample = c.Float64("sample")
-	}
-	if c.IsSet("gpc") {
-		gpc = c.Bool("gpc")
-	}
-	if c.IsSet("cdn") {
-		if cdns, err = cdnFlags(c); err != nil {
-			return err
+	// Only the flags given change.
+	old, site, err := store.UpdateSite(c.Context, conn, c.Args().First(), func(old store.Site) (store.Site, error) {
+		origins, sample, gpc, cdns := old.Origins, old.Sample, old.RespectGPC, old.CDNs
+		if c.IsSet("origin") {
+			origins = c.StringSlice("origin")
 		}
-	}
-	if c.Bool("no-cdns") {
-		cdns = nil
-	}
-	site, err := store.NewSite(name, origins, sample, gpc, cdns)
+		if c.IsSet("sample") {
+			sample = c.Float64("sample")
+		}
+		if c.IsSet("gpc") {
+			gpc = c.Bool("gpc")
+		}
+		if c.IsSet("cdn") {
+			var err error
+			if cdns, err = cdnFlags(c); err != nil {
+				return store.Site{}, err
+			}
+		}
+		if c.Bool("no-cdns") {
+			cdns = nil
+		}
+		return store.NewSite(old.Name, origins, sample, gpc, cdns)
+	})
 	if err != nil {
-		return err
-	}
-	if site, err = store.UpdateSite(c.Context, conn, site); err != nil {
 		return err
 	}
 	w := c.App.Writer
