@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,7 +84,12 @@ type wrkResult struct {
 	ReadErrors    int64 `json:"read_errors"`
 	WriteErrors   int64 `json:"write_errors"`
 	Timeouts      int64 `json:"timeouts"`
+
+	CPU float64 `json:"-"` // wrk's own CPU seconds
 }
+
+// cpuUse is the CPU seconds a phase cost.
+type cpuUse struct{ server, wrk, clickhouse, machine float64 }
 
 func (r wrkResult) rate() float64 { return float64(r.Requests) / (float64(r.DurationUs) / 1e6) }
 func (r wrkResult) okRate() float64 {
@@ -166,8 +172,9 @@ func TestBeaconIngestBench(t *testing.T) {
 	}
 	wrk := func(url string, phase, threads, conns int, d time.Duration) wrkResult {
 		t.Helper()
-		out, err := exec.Command("wrk", "-t"+strconv.Itoa(threads), "-c"+strconv.Itoa(conns), "-d"+d.String(),
-			"--timeout", "10s", "-s", script, url, "--", strconv.Itoa(phase)).CombinedOutput()
+		cmd := exec.Command("wrk", "-t"+strconv.Itoa(threads), "-c"+strconv.Itoa(conns), "-d"+d.String(),
+			"--timeout", "10s", "-s", script, url, "--", strconv.Itoa(phase))
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("wrk: %v\n%s", err, out)
 		}
@@ -176,7 +183,31 @@ func TestBeaconIngestBench(t *testing.T) {
 		if !ok || json.Unmarshal([]byte(strings.TrimSpace(js)), &r) != nil {
 			t.Fatalf("wrk printed no result:\n%s", out)
 		}
+		r.CPU = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
 		return r
+	}
+	// Where the machine's two cores go in a phase: the server under test,
+	// wrk and ClickHouse (when the bench can find its process).
+	chPID := 0
+	if _, port, ok := strings.Cut(addr, ":"); ok {
+		p, _ := strconv.Atoi(port)
+		chPID = listenerPID(p)
+	}
+	ticks := func(pid int) int64 {
+		if pid == 0 {
+			return 0
+		}
+		return cpuTicks(t, pid)
+	}
+	measure := func(server int, run func() wrkResult) (wrkResult, cpuUse) {
+		s0, c0, m0 := ticks(server), ticks(chPID), busyTicks(t)
+		r := run()
+		return r, cpuUse{ // USER_HZ = 100
+			server:     float64(ticks(server)-s0) / 100,
+			wrk:        r.CPU,
+			clickhouse: float64(ticks(chPID)-c0) / 100,
+			machine:    float64(busyTicks(t)-m0) / 100,
+		}
 	}
 	rows := func() uint64 {
 		var n uint64
@@ -187,19 +218,20 @@ func TestBeaconIngestBench(t *testing.T) {
 	}
 
 	// (a) The ceiling: a bare handler that only reads the body.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bare := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	bareURL := serveBare(t, func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.WriteHeader(http.StatusNoContent)
-	})}
-	go bare.Serve(ln)
-	ceiling := wrk("http://"+ln.Addr().String()+"/v1/beacon", 1, 2, conns, dur)
-	bare.Close()
+	})
+	ceiling, ceilingCPU := measure(os.Getpid(), func() wrkResult { return wrk(bareURL, 1, 2, conns, dur) })
 
-	// (b) The collector, with enrichment and storage.
+	// (b) The floor the durability contract sets (a 2xx only once the
+	// beacon is on disk): the bare handler, plus appending the body to a
+	// file and answering once an fsync covers it, one fsync for all the
+	// bodies waiting (group commit, as the collector's journal does).
+	syncURL := serveBare(t, groupCommit(t, filepath.Join(t.TempDir(), "floor.log")))
+	floor, floorCPU := measure(os.Getpid(), func() wrkResult { return wrk(syncURL, 5, 2, conns, dur) })
+
+	// (c) The collector, with enrichment and storage.
 	geo := enrichtest.CityDB(t, map[string]enrichtest.City{"127.0.0.0/8": {Country: "NL", Region: "NH", City: "Amsterdam"}})
 	asn := enrichtest.ASNDB(t, map[string]enrichtest.ASN{"127.0.0.0/8": {Number: 64512, Org: "Loopback Networks"}})
 	listen := freeAddr(t)
@@ -211,11 +243,24 @@ func TestBeaconIngestBench(t *testing.T) {
 	idle := rssKiB(t, pid)
 	url := "http://" + listen + "/v1/beacon"
 
-	var cpuSec [5]float64
-	var lag [5]time.Duration // how long ClickHouse took to have every beacon after wrk stopped
-	phase := func(n, threads, conns int) (wrkResult, int64, uint64) {
-		before := rows()
-		cpu0 := cpuTicks(t, pid)
+	// phase runs wrk against the collector and waits until ClickHouse has
+	// every beacon; cpu counts until then (the inserts after the load are
+	// part of a beacon's cost), busy only while wrk ran.
+	type phaseResult struct {
+		wrkResult
+		peakRSS  int64
+		stored   uint64
+		lag      time.Duration // how long ClickHouse took to have every beacon after wrk stopped
+		cpu      cpuUse
+		busy     cpuUse
+		readBack float64 // beacons inserted from the journal file, not from memory
+	}
+	readBack := func() float64 {
+		return scrapeMetrics(t, "http://"+listen+"/metrics")[`meridian_store_spool_drained_total{what="beacons"}`]
+	}
+	phase := func(n, threads, conns int) phaseResult {
+		before, read0 := rows(), readBack()
+		s0, c0 := ticks(pid), ticks(chPID)
 		stop := make(chan struct{})
 		var peak int64
 		var wg sync.WaitGroup
@@ -231,8 +276,7 @@ func TestBeaconIngestBench(t *testing.T) {
 				}
 			}
 		}()
-		r := wrk(url, n, threads, conns, dur)
-		cpuSec[n] = float64(cpuTicks(t, pid)-cpu0) / 100 // USER_HZ = 100
+		r, busy := measure(pid, func() wrkResult { return wrk(url, n, threads, conns, dur) })
 		close(stop)
 		wg.Wait()
 		// Acknowledged beacons are in the journal; wait until ClickHouse
@@ -248,16 +292,16 @@ func TestBeaconIngestBench(t *testing.T) {
 			}
 			stored = m
 		}
-		lag[n] = time.Since(settle)
-		return r, peak, stored - before
+		cpu := cpuUse{server: float64(ticks(pid)-s0) / 100, wrk: r.CPU, clickhouse: float64(ticks(chPID)-c0) / 100}
+		return phaseResult{r, peak, stored - before, time.Since(settle), cpu, busy, readBack() - read0}
 	}
 	// Light load first: the acknowledgement latency of the journal itself
 	// (one fsync shared by the requests that arrived meanwhile), without
 	// the queueing of a saturated machine.
-	light, _, lightRows := phase(4, 1, 4)
-	full, fullRSS, fullRows := phase(2, 2, conns)
+	light := phase(4, 1, 4)
+	full := phase(2, 2, conns)
 	overloadConns := 2 * conns
-	over, overRSS, overRows := phase(3, 2, overloadConns)
+	over := phase(3, 2, overloadConns)
 	if cmd.ProcessState != nil {
 		t.Fatalf("the collector exited under overload: %v", cmd.ProcessState)
 	}
@@ -270,17 +314,27 @@ func TestBeaconIngestBench(t *testing.T) {
 	m := scrapeMetrics(t, "http://"+listen+"/metrics")
 
 	mib := func(kib int64) float64 { return float64(kib) / 1024 }
+	cores := float64(runtime.NumCPU())
 	fmt.Printf("\nbeacon ingest: wrk -t2 -c%d -d%v, POST /v1/beacon (%d-byte BEACON.md example, text/plain, Origin), loopback; collector --flush-interval %s\n", conns, dur, len(body), flush)
-	fmt.Printf("  %-34s %9s %9s %9s %9s\n", "", "req/s", "2xx/s", "p50", "p99")
-	fmt.Printf("  %-34s %9.0f %9.0f %9s %9s\n", "bare net/http (reads body)", ceiling.rate(), ceiling.okRate(), us(ceiling.P50Us), us(ceiling.P99Us))
-	fmt.Printf("  %-34s %9.0f %9.0f %9s %9s\n", "collector (enrich + ClickHouse)", full.rate(), full.okRate(), us(full.P50Us), us(full.P99Us))
-	fmt.Printf("  ratio collector / ceiling          %.0f%% (target ≥ 70%%)\n", 100*full.okRate()/ceiling.okRate())
-	fmt.Printf("  collector RSS idle / peak          %.1f MiB / %.1f MiB\n", mib(idle), mib(fullRSS))
-	fmt.Printf("  collector CPU                      %.0f%% of one core (2 cores shared with wrk and ClickHouse)\n", 100*cpuSec[2]/dur.Seconds())
-	fmt.Printf("  acknowledged / stored              %d / %d page views (%d shed, %d other non-2xx); all in ClickHouse %v after the load\n", full.OK, fullRows, full.Shed, full.Other, lag[2].Round(time.Second))
-	fmt.Printf("  ClickHouse inserts (both phases)   %.0f, %.0f ms on average; %.0f beacons read back from the journal (memory queue full or insert failed)\n",
-		m["meridian_store_beacon_flushes_total"], 1000*m["meridian_store_beacon_flush_duration_seconds_sum"]/max(1, m["meridian_store_beacon_flush_duration_seconds_count"]),
-		m[`meridian_store_spool_drained_total{what="beacons"}`])
+	fmt.Printf("  %-40s %7s %6s %8s %8s | %-29s | %s\n", "", "2xx/s", "ratio", "p50", "p99", "CPU µs per 2xx: server wrk CH", "machine busy")
+	row := func(name string, r wrkResult, cpu, busy cpuUse) {
+		per := func(sec float64) float64 { return 1e6 * sec / max(1, float64(r.OK)) }
+		fmt.Printf("  %-40s %7.0f %5.0f%% %8s %8s | %20.0f %4.0f %3.0f | %3.0f%% of %.0f cores\n", name, r.okRate(), 100*r.okRate()/ceiling.okRate(),
+			us(r.P50Us), us(r.P99Us), per(cpu.server), per(cpu.wrk), per(cpu.clickhouse), 100*busy.machine/(cores*dur.Seconds()), cores)
+	}
+	row("bare net/http, reads the body (ceiling)", ceiling, ceilingCPU, ceilingCPU)
+	row("+ fsync group commit (durability floor)", floor, floorCPU, floorCPU)
+	row("collector (enrich + journal + ClickHouse)", full.wrkResult, full.cpu, full.busy)
+	fmt.Printf("  target: collector ≥ 70%% of the ceiling; ClickHouse CPU counted until it has every beacon")
+	if chPID == 0 {
+		fmt.Printf(" (its process was not found: 0)")
+	}
+	fmt.Printf("\n  collector RSS idle / peak          %.1f MiB / %.1f MiB\n", mib(idle), mib(full.peakRSS))
+	fmt.Printf("  collector CPU                      %.0f%% of one core while wrk ran\n", 100*full.busy.server/dur.Seconds())
+	fmt.Printf("  acknowledged / stored              %d / %d page views (%d shed, %d other non-2xx); all in ClickHouse %v after the load\n", full.OK, full.stored, full.Shed, full.Other, full.lag.Round(time.Second))
+	fmt.Printf("  read back from the journal         %.0f beacons (the memory queue was full or an insert failed)\n", full.readBack)
+	fmt.Printf("  ClickHouse inserts (all phases)    %.0f, %.0f ms on average\n",
+		m["meridian_store_beacon_flushes_total"], 1000*m["meridian_store_beacon_flush_duration_seconds_sum"]/max(1, m["meridian_store_beacon_flush_duration_seconds_count"]))
 	fmt.Printf("light load: wrk -t1 -c4: %.0f req/s, p50 %s, p99 %s (journal fsync %s on average here)\n", light.okRate(), us(light.P50Us), us(light.P99Us),
 		time.Duration(1e9*m[`meridian_store_journal_fsync_seconds_sum{what="beacons"}`]/max(1, m[`meridian_store_journal_fsync_seconds_count{what="beacons"}`])).Round(10*time.Microsecond))
 	fmt.Printf("overload: wrk -t2 -c%d -d%v against the collector\n", overloadConns, dur)
@@ -288,9 +342,9 @@ func TestBeaconIngestBench(t *testing.T) {
 	fmt.Printf("  shed (429/503) %d, other non-2xx %d, socket errors %d (connect %d, read %d, write %d, timeout %d)\n",
 		over.Shed, over.Other, over.ConnectErrors+over.ReadErrors+over.WriteErrors+over.Timeouts,
 		over.ConnectErrors, over.ReadErrors, over.WriteErrors, over.Timeouts)
-	fmt.Printf("  collector RSS peak / after         %.1f MiB / %.1f MiB; still serving: yes\n", mib(overRSS), mib(after))
-	fmt.Printf("  collector CPU                      %.0f%% of one core\n", 100*cpuSec[3]/dur.Seconds())
-	fmt.Printf("  acknowledged / stored              %d / %d page views; all in ClickHouse %v after the load\n", over.OK, overRows, lag[3].Round(time.Second))
+	fmt.Printf("  collector RSS peak / after         %.1f MiB / %.1f MiB; still serving: yes\n", mib(over.peakRSS), mib(after))
+	fmt.Printf("  collector CPU                      %.0f%% of one core\n", 100*over.busy.server/dur.Seconds())
+	fmt.Printf("  acknowledged / stored              %d / %d page views; all in ClickHouse %v after the load; %.0f read back from the journal\n", over.OK, over.stored, over.lag.Round(time.Second), over.readBack)
 
 	// Every acknowledged beacon is stored. A beacon whose answer wrk did
 	// not wait for at the end of a phase may be stored unacknowledged, at
@@ -300,7 +354,7 @@ func TestBeaconIngestBench(t *testing.T) {
 		r     wrkResult
 		rows  uint64
 		conns int
-	}{{"light load", light, lightRows, 4}, {"full load", full, fullRows, conns}, {"overload", over, overRows, overloadConns}} {
+	}{{"light load", light.wrkResult, light.stored, 4}, {"full load", full.wrkResult, full.stored, conns}, {"overload", over.wrkResult, over.stored, overloadConns}} {
 		if p.rows < uint64(p.r.OK) || p.rows > uint64(p.r.OK)+uint64(p.conns) {
 			t.Errorf("%s: %d beacons acknowledged, %d stored: want every acknowledged one stored (and at most %d unanswered extra)", p.name, p.r.OK, p.rows, p.conns)
 		}
@@ -330,3 +384,63 @@ func scrapeMetrics(t *testing.T, url string) map[string]float64 {
 }
 
 func us(v int64) string { return time.Duration(v * 1000).Round(10 * time.Microsecond).String() }
+
+// serveBare serves h on a loopback port until the test ends and returns
+// its URL.
+func serveBare(t *testing.T, h http.HandlerFunc) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String() + "/v1/beacon"
+}
+
+// groupCommit is a handler that appends the body to file and answers 204
+// once an fsync covers it; one fsync serves every body that came meanwhile.
+func groupCommit(t *testing.T, file string) http.HandlerFunc {
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type req struct {
+		body []byte
+		done chan error
+	}
+	in := make(chan req, 4096)
+	go func() {
+		var buf []byte
+		var batch []req
+		for r := range in {
+			buf, batch = append(buf[:0], r.body...), append(batch[:0], r)
+			for len(in) > 0 {
+				r := <-in
+				buf, batch = append(buf, r.body...), append(batch, r)
+			}
+			_, err := f.Write(buf)
+			if err == nil {
+				err = f.Sync()
+			}
+			for _, r := range batch {
+				r.done <- err
+			}
+		}
+	}()
+	t.Cleanup(func() { close(in); f.Close() })
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err == nil {
+			done := make(chan error, 1)
+			in <- req{body, done}
+			err = <-done
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}

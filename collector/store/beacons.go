@@ -126,8 +126,8 @@ type BeaconRow struct {
 }
 
 // beaconLine is a beacon's journal line: the beacon and what the collector
-// derived. B is json.RawMessage to write the beacon as received, Beacon to
-// read it back.
+// derived. B is struct{} to write the line around the beacon as received,
+// Beacon to read it back.
 type beaconLine[B any] struct {
 	ReceivedAt time.Time `json:"received_at"`
 	Visitor    Visitor   `json:"visitor"`
@@ -143,14 +143,14 @@ var beaconCodec = codec[BeaconRow]{
 				return dst, err
 			}
 		}
-		head, err := json.Marshal(beaconLine[json.RawMessage]{ReceivedAt: r.ReceivedAt, Visitor: r.Visitor})
+		head, err := jsonv2.Marshal(beaconLine[struct{}]{ReceivedAt: r.ReceivedAt, Visitor: r.Visitor})
 		if err != nil {
 			return dst, err
 		}
-		// head ends with "beacon":null}; the body takes null's place. A
+		// head ends with "beacon":{}}; the body takes {}'s place. A
 		// newline in valid JSON can only be whitespace: a space keeps
 		// the line whole.
-		dst = append(dst, head[:len(head)-len("null}")]...)
+		dst = append(dst, head[:len(head)-len("{}}")]...)
 		start := len(dst)
 		dst = append(dst, raw...)
 		for i := bytes.IndexByte(dst[start:], '\n'); i >= 0; i = bytes.IndexByte(dst[start:], '\n') {
@@ -314,11 +314,11 @@ type cdnRow struct {
 	status               uint16
 }
 
-func cdnRows(b *BeaconRow) []cdnRow {
-	out := make([]cdnRow, 0, len(b.Hosts)+2*len(b.CDNProbes))
+// appendCDN appends b's rum_cdn rows to out.
+func appendCDN(out []cdnRecord, b *BeaconRow) []cdnRecord {
 	for _, h := range b.Hosts {
-		out = append(out, cdnRow{kind: KindHost, cdn: h.CDN, host: h.Host, count: uint32(min(max(h.Count, 0), 1<<32-1)),
-			durationMs: h.MedianMs, bytes: h.Bytes, tao: b2u(h.TAO)})
+		out = append(out, cdnRecord{b, cdnRow{kind: KindHost, cdn: h.CDN, host: h.Host, count: uint32(min(max(h.Count, 0), 1<<32-1)),
+			durationMs: h.MedianMs, bytes: h.Bytes, tao: b2u(h.TAO)}})
 	}
 	for _, p := range b.CDNProbes {
 		host := ""
@@ -338,7 +338,7 @@ func cdnRows(b *BeaconRow) []cdnRow {
 			if f.Error {
 				r.error, r.status = 1, uint16(min(max(f.Status, 0), 999))
 			}
-			out = append(out, r)
+			out = append(out, cdnRecord{b, r})
 		}
 	}
 	return out
@@ -445,11 +445,13 @@ func (w *BeaconWriter) insert(rows []BeaconRow) error {
 // details are in, and a retry after a partial failure folds into the same
 // rows (ReplacingMergeTree on pv).
 func (w *BeaconWriter) send(ctx context.Context, rows []BeaconRow) error {
-	var cdn []cdnRecord
+	n := 0
 	for i := range rows {
-		for _, r := range cdnRows(&rows[i]) {
-			cdn = append(cdn, cdnRecord{&rows[i], r})
-		}
+		n += len(rows[i].Hosts) + 2*len(rows[i].CDNProbes)
+	}
+	cdn := make([]cdnRecord, 0, n)
+	for i := range rows {
+		cdn = appendCDN(cdn, &rows[i])
 	}
 	if len(cdn) > 0 {
 		if err := sendColumns(ctx, w.conn, insertCDN, cdnColumns, cdn); err != nil {
