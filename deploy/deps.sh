@@ -1,24 +1,33 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Meridian's tests and `make run` need, only when
 # missing: `apt-get update` once, then `apt-get install -y`. Idempotent.
-#   deploy/deps.sh clickhouse chromium wrk
+#   deploy/deps.sh clickhouse chromium wrk zookeeper
+# zookeeper is Debian's ZooKeeper 3.8 (Java; it brings a JRE, default-jre),
+# which the replicated test cluster (local.sh start-replicated) runs.
 set -euo pipefail
 
 declare -A pkgs=(
 	[clickhouse]="clickhouse-server clickhouse-client"
 	[chromium]="chromium"
 	[wrk]="wrk"
+	[zookeeper]="zookeeper"
 )
+# A command, or a file (a path) whose presence means the package is there.
 declare -A probe=(
 	[clickhouse]="clickhouse-server"
 	[chromium]="chromium"
 	[wrk]="wrk"
+	[zookeeper]="/usr/share/java/zookeeper.jar"
 )
+
+present() {
+	if [[ "$1" == /* ]]; then [[ -e "$1" ]]; else command -v "$1" >/dev/null 2>&1; fi
+}
 
 missing=()
 for want in "$@"; do
 	[[ -n "${pkgs[$want]:-}" ]] || { echo "deps.sh: unknown dependency $want (know: ${!pkgs[*]})" >&2; exit 2; }
-	command -v "${probe[$want]}" >/dev/null 2>&1 || missing+=(${pkgs[$want]})
+	present "${probe[$want]}" || missing+=(${pkgs[$want]})
 done
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 
@@ -27,3 +36,8 @@ sudo=""
 echo "deps.sh: installing ${missing[*]}" >&2
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+for want in "$@"; do
+	present "${probe[$want]}" || { echo "deps.sh: ${pkgs[$want]} installed, but ${probe[$want]} is still missing" >&2; exit 1; }
+done
+[[ " $* " != *" zookeeper "* ]] || command -v java >/dev/null ||
+	{ echo "deps.sh: zookeeper installed, but no java: install a JRE (default-jre-headless)" >&2; exit 1; }

@@ -8,11 +8,21 @@
 #                                cluster meridian_test (two shards, one replica each, no
 #                                ZooKeeper; see local-cluster.xml); prints HOST:PORT,HOST:PORT
 #   local.sh stop-cluster DIR    stops both
+#   local.sh start-replicated DIR
+#                                starts a throwaway ZooKeeper (DIR/zk) and four servers,
+#                                DIR/s1r1 DIR/s1r2 DIR/s2r1 DIR/s2r2, forming cluster
+#                                meridian_test_replicated (two shards of two replicas, for
+#                                Replicated* tables; see local-replicated.xml); prints the
+#                                four HOST:PORT comma-separated in that order (shard 1
+#                                replicas 1 and 2, then shard 2's) once each server answers
+#                                and reaches ZooKeeper. Needs `deploy/deps.sh zookeeper`.
+#   local.sh stop-replicated DIR stops the four servers, then ZooKeeper
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 cmd="${1:-}"; dir="${2:-}"
-[[ -n "$cmd" && -n "$dir" ]] || { echo "usage: $0 start|stop|start-cluster|stop-cluster DIR" >&2; exit 2; }
+usage="usage: $0 start|stop|start-cluster|stop-cluster|start-replicated|stop-replicated DIR"
+[[ -n "$cmd" && -n "$dir" ]] || { echo "$usage" >&2; exit 2; }
 
 free_port() {
 	local p
@@ -117,12 +127,123 @@ stop_cluster() {
 
 stop() {
 	[[ -f "$dir/pid" ]] || return 0
+	kill "$(cat "$dir/pid")" 2>/dev/null || true
+	wait_gone
+}
+
+# wait_gone waits up to 20 s for the process in $dir/pid to exit (it was asked
+# to), then kills it.
+wait_gone() {
+	[[ -f "$dir/pid" ]] || return 0
 	local pid; pid="$(cat "$dir/pid")"
-	if kill "$pid" 2>/dev/null; then
-		for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -9 "$pid" 2>/dev/null || true
-	fi
+	for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	kill -9 "$pid" 2>/dev/null || true
 	rm -f "$dir/pid"
+}
+
+# The replicated cluster: its servers' directories, in the order start-replicated
+# prints their addresses.
+replicas=(s1r1 s1r2 s2r1 s2r2)
+
+# Debian's zookeeper package: the server jar (its manifest names the jars it
+# needs) and slf4j's simple logger, so that warnings reach DIR/zk/zk.log.
+zk_classpath=/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar
+
+require_zookeeper() {
+	[[ -f /usr/share/java/zookeeper.jar ]] && command -v java >/dev/null || {
+		echo "local.sh: ZooKeeper (Debian package zookeeper) not installed; run: deploy/deps.sh zookeeper" >&2; exit 1; }
+}
+
+# zk_ruok PORT prints what ZooKeeper on PORT answers to "ruok" (imok when up).
+zk_ruok() {
+	timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf ruok >&3 && cat <&3' _ "$1" 2>/dev/null || true
+}
+
+# zk_launch DIR PORT starts a standalone ZooKeeper with its state in DIR and
+# waits until it answers. Small heap and the serial collector: it holds a few
+# hundred znodes for the tests.
+zk_launch() {
+	local d="$1" port="$2"
+	mkdir -p "$d/data"
+	sed -e "s#@DIR@#$d#g" -e "s#@PORT@#$port#g" "$here/zoo.cfg" > "$d/zoo.cfg"
+	nohup java -Xms16m -Xmx256m -XX:+UseSerialGC -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
+		-cp "$zk_classpath" org.apache.zookeeper.server.ZooKeeperServerMain "$d/zoo.cfg" >"$d/zk.log" 2>&1 &
+	echo $! > "$d/pid"
+	echo "127.0.0.1:$port" > "$d/addr"
+	for _ in $(seq 1 300); do
+		[[ "$(zk_ruok "$port")" == imok ]] && return
+		if ! kill -0 "$(cat "$d/pid")" 2>/dev/null; then
+			echo "local.sh: ZooKeeper exited; last lines of $d/zk.log:" >&2
+			tail -20 "$d/zk.log" >&2; exit 1
+		fi
+		sleep 0.1
+	done
+	echo "local.sh: ZooKeeper did not answer within 30s; see $d/zk.log" >&2
+	exit 1
+}
+
+# wait_zookeeper DIR waits until the server started in DIR reads ZooKeeper.
+wait_zookeeper() {
+	local d="$1" tcp
+	tcp="$(cut -d: -f2 "$d/addr")"
+	for _ in $(seq 1 300); do
+		if clickhouse-client --host 127.0.0.1 --port "$tcp" \
+			--query "SELECT count() FROM system.zookeeper WHERE path = '/'" >/dev/null 2>&1; then
+			return
+		fi
+		sleep 0.1
+	done
+	echo "local.sh: the server in $d cannot read ZooKeeper after 30s; see $d/server.log" >&2
+	exit 1
+}
+
+replicated_addrs() {
+	local r out=""
+	for r in "${replicas[@]}"; do out+="${out:+,}$(cat "$dir/$r/addr")"; done
+	echo "$out"
+}
+
+start_replicated() {
+	require_server
+	require_zookeeper
+	mkdir -p "$dir"
+	dir="$(cd "$dir" && pwd)"
+	local r all=1
+	for r in zk "${replicas[@]}"; do running "$dir/$r" || all=0; done
+	if (( all )); then replicated_addrs; return; fi
+	stop_replicated
+	trap stop_replicated EXIT # a server that fails to start takes the others down
+	# Per server a native, an HTTP and an interserver port, and ZooKeeper's.
+	local -a ports
+	mapfile -t ports < <(free_ports 13)
+	zk_launch "$dir/zk" "${ports[12]}"
+	local i
+	for i in 0 1 2 3; do
+		r="${replicas[$i]}"
+		mkdir -p "$dir/$r/config.d"
+		sed -e "s#@S1R1@#${ports[0]}#g" -e "s#@S1R2@#${ports[3]}#g" \
+			-e "s#@S2R1@#${ports[6]}#g" -e "s#@S2R2@#${ports[9]}#g" \
+			-e "s#@ZK_PORT@#${ports[12]}#g" -e "s#@INTERSERVER_PORT@#${ports[i*3+2]}#g" \
+			-e "s#@SHARD@#0${r:1:1}#g" -e "s#@REPLICA@#$r#g" \
+			"$here/local-replicated.xml" > "$dir/$r/config.d/replicated.xml"
+		launch "$dir/$r" "${ports[i*3]}" "${ports[i*3+1]}"
+	done
+	for r in "${replicas[@]}"; do wait_ready "$dir/$r"; done
+	for r in "${replicas[@]}"; do wait_zookeeper "$dir/$r"; done
+	trap - EXIT
+	replicated_addrs
+}
+
+# stop_replicated asks every server to stop at once, waits for them, then
+# stops ZooKeeper (servers shut down faster while it still answers).
+stop_replicated() {
+	local d="$dir" r
+	for r in "${replicas[@]}"; do
+		[[ -f "$d/$r/pid" ]] && kill "$(cat "$d/$r/pid")" 2>/dev/null || true
+	done
+	for r in "${replicas[@]}"; do dir="$d/$r"; wait_gone; done
+	dir="$d/zk"; stop
+	dir="$d"
 }
 
 case "$cmd" in
@@ -130,5 +251,7 @@ case "$cmd" in
 	stop) stop ;;
 	start-cluster) start_cluster ;;
 	stop-cluster) stop_cluster ;;
-	*) echo "usage: $0 start|stop|start-cluster|stop-cluster DIR" >&2; exit 2 ;;
+	start-replicated) start_replicated ;;
+	stop-replicated) stop_replicated ;;
+	*) echo "$usage" >&2; exit 2 ;;
 esac

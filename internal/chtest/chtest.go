@@ -1,5 +1,6 @@
 // Package chtest gives tests a fresh, migrated database on the real
-// ClickHouse that `make test` starts, or on its two-shard test cluster.
+// ClickHouse that `make test` starts, on its two-shard test cluster, or on
+// its replicated test cluster (two shards of two replicas, with ZooKeeper).
 package chtest
 
 import (
@@ -25,6 +26,43 @@ const EnvCluster = "MERIDIAN_TEST_CLICKHOUSE_CLUSTER"
 // Cluster is the name of the test cluster in the nodes' <remote_servers>.
 const Cluster = "meridian_test"
 
+// EnvReplicated names the variable holding the replicated test cluster's
+// nodes, "HOST:PORT,HOST:PORT,HOST:PORT,HOST:PORT" as `local.sh
+// start-replicated` prints them: shard 1's two replicas, then shard 2's.
+const EnvReplicated = "MERIDIAN_TEST_CLICKHOUSE_REPLICATED"
+
+// ReplicatedCluster is the name of the replicated test cluster in its nodes'
+// <remote_servers>.
+const ReplicatedCluster = "meridian_test_replicated"
+
+// ReplicatedAddrs returns the replicated test cluster's node addresses, shard
+// by shard and replica by replica, failing the test when there are none.
+func ReplicatedAddrs(tb testing.TB) []string {
+	tb.Helper()
+	v := os.Getenv(EnvReplicated)
+	if v == "" {
+		tb.Fatalf("%s is not set: this test needs the local replicated ClickHouse cluster (two shards of two replicas, with ZooKeeper). "+
+			"Run `make test`, or install ZooKeeper with `deploy/deps.sh zookeeper`, start the cluster with "+
+			"`deploy/clickhouse/local.sh start-replicated var/chreplicated` and set %s to the four HOST:PORT it prints", EnvReplicated, EnvReplicated)
+	}
+	addrs := strings.Split(v, ",")
+	if len(addrs) != 4 {
+		tb.Fatalf("%s=%q: want four HOST:PORT, comma-separated (shard 1 replica 1, shard 1 replica 2, shard 2 replica 1, shard 2 replica 2)", EnvReplicated, v)
+	}
+	return addrs
+}
+
+// NewReplicated creates a database with a random name on the replicated test
+// cluster and migrates it with --cluster and Replicated* engines; it returns
+// options for the first node and one connection per node, in
+// ReplicatedAddrs' order. The database is dropped on every node with tb.
+func NewReplicated(tb testing.TB) (store.Options, []driver.Conn) {
+	tb.Helper()
+	addrs := ReplicatedAddrs(tb)
+	o := store.Options{Addr: addrs[0], Database: "test_" + randHex(6), Cluster: ReplicatedCluster, Replicated: true}
+	return o, newOnCluster(tb, o, addrs)
+}
+
 // ClusterAddrs returns the test cluster's node addresses, failing the test
 // when there are none.
 func ClusterAddrs(tb testing.TB) []string {
@@ -48,6 +86,13 @@ func NewCluster(tb testing.TB) (store.Options, []driver.Conn) {
 	tb.Helper()
 	addrs := ClusterAddrs(tb)
 	o := store.Options{Addr: addrs[0], Database: "test_" + randHex(6), Cluster: Cluster}
+	return o, newOnCluster(tb, o, addrs)
+}
+
+// newOnCluster migrates o (o.Addr is one of addrs) on the cluster whose
+// nodes are addrs and connects to each node.
+func newOnCluster(tb testing.TB, o store.Options, addrs []string) []driver.Conn {
+	tb.Helper()
 	ctx := context.Background()
 	var conns []driver.Conn
 	tb.Cleanup(func() {
@@ -59,7 +104,7 @@ func NewCluster(tb testing.TB) (store.Options, []driver.Conn) {
 		}
 	})
 	if _, err := store.Migrate(ctx, o, nil); err != nil {
-		tb.Fatalf("cannot migrate test database on cluster %s: %v", Cluster, err)
+		tb.Fatalf("cannot migrate test database on cluster %s: %v", o.Cluster, err)
 	}
 	for _, a := range addrs {
 		no := o
@@ -70,7 +115,7 @@ func NewCluster(tb testing.TB) (store.Options, []driver.Conn) {
 		}
 		conns = append(conns, c)
 	}
-	return o, conns
+	return conns
 }
 
 // Addr returns the test ClickHouse address, failing the test when there is
