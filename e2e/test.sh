@@ -40,6 +40,7 @@ MERIDIAN_TEST_CLICKHOUSE="$addr" MERIDIAN_TEST_CLICKHOUSE_CLUSTER="$cluster" \
 echo "== fuzz the decoders briefly (corpora in testdata/fuzz)"
 # Budgets in executions, not seconds: with a time budget, Go 1.26's fuzz
 # coordinator can fail a busy machine's run with "context deadline exceeded"
-# (golang/go#75804, fixed in Go 1.27). About 10 s each on an idle 2-core machine.
-go test -run '^$' -fuzz '^FuzzDecodeNDJSON$' -fuzztime 50000x ./internal/result/
-go test -run '^$' -fuzz '^FuzzBeacon$' -fuzztime 20000x ./collector/server/
+# (golang/go#75804, fixed in Go 1.27). About 10 s each on an idle 2-core
+# machine, longer on a busy one.
+go test -run '^$' -fuzz '^FuzzDecodeNDJSON$' -fuzztime 300000x ./internal/result/
+go test -run '^$' -fuzz '^FuzzBeacon$' -fuzztime 80000x ./collector/server/
