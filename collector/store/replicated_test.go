@@ -170,6 +170,20 @@ func localDigest(t *testing.T, conn driver.Conn) string {
 	return fmt.Sprintf("%d rows (ids %x)", n, h)
 }
 
+// writeThrough stores n results through the collector's writer on the node
+// conn talks to, and returns once ClickHouse has acknowledged them.
+func writeThrough(t *testing.T, conn driver.Conn, n int) {
+	t.Helper()
+	w, err := store.NewWriter(conn, store.WriterOptions{MaxDelay: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Write(context.Background(), replicatedRows(n)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func replicatedRows(n int) []store.Row {
 	now := time.Now()
 	var rows []store.Row
@@ -210,14 +224,7 @@ func TestReplicated(t *testing.T) {
 	if err := conns[1].Exec(ctx, "SYSTEM STOP REPLICATION QUEUES "+o.Database+".results_local"); err != nil {
 		t.Fatal(err)
 	}
-	w, err := store.NewWriter(conns[0], store.WriterOptions{MaxDelay: 5 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if err := w.Write(ctx, replicatedRows(200)); err != nil {
-		t.Fatal(err)
-	}
+	writeThrough(t, conns[0], 200)
 	written := localDigest(t, conns[0])
 	if strings.HasPrefix(written, "0 rows") {
 		t.Fatalf("node 0 holds no results after writing through it: want its shard's share")
@@ -265,14 +272,7 @@ func TestReplicated(t *testing.T) {
 func TestReplicatedNewReplica(t *testing.T) {
 	o, conns := chtest.NewReplicated(t)
 	ctx := context.Background()
-	w, err := store.NewWriter(conns[0], store.WriterOptions{MaxDelay: 5 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if err := w.Write(ctx, replicatedRows(200)); err != nil {
-		t.Fatal(err)
-	}
+	writeThrough(t, conns[0], 200)
 	syncReplicas(t, conns, o.Database)
 	want := localDigest(t, conns[2])
 

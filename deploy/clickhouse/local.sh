@@ -63,12 +63,13 @@ launch() {
 	echo "127.0.0.1:$tcp" > "$d/addr"
 }
 
-# wait_ready DIR waits until the server started in DIR answers.
+# wait_ready DIR [QUERY WHAT] waits until the server started in DIR answers
+# QUERY (default SELECT 1; WHAT says what it checks in the error).
 wait_ready() {
-	local d="$1" tcp
+	local d="$1" query="${2:-SELECT 1}" what="${3:-answer}" tcp
 	tcp="$(cut -d: -f2 "$d/addr")"
 	for _ in $(seq 1 300); do
-		if clickhouse-client --host 127.0.0.1 --port "$tcp" --query 'SELECT 1' >/dev/null 2>&1; then
+		if clickhouse-client --host 127.0.0.1 --port "$tcp" --query "$query" >/dev/null 2>&1; then
 			return
 		fi
 		if ! kill -0 "$(cat "$d/pid")" 2>/dev/null; then
@@ -77,7 +78,7 @@ wait_ready() {
 		fi
 		sleep 0.1
 	done
-	echo "local.sh: clickhouse-server did not answer within 30s; see $d/server.log" >&2
+	echo "local.sh: clickhouse-server in $d did not $what within 30s; see $d/server.log" >&2
 	exit 1
 }
 
@@ -182,21 +183,6 @@ zk_launch() {
 	exit 1
 }
 
-# wait_zookeeper DIR waits until the server started in DIR reads ZooKeeper.
-wait_zookeeper() {
-	local d="$1" tcp
-	tcp="$(cut -d: -f2 "$d/addr")"
-	for _ in $(seq 1 300); do
-		if clickhouse-client --host 127.0.0.1 --port "$tcp" \
-			--query "SELECT count() FROM system.zookeeper WHERE path = '/'" >/dev/null 2>&1; then
-			return
-		fi
-		sleep 0.1
-	done
-	echo "local.sh: the server in $d cannot read ZooKeeper after 30s; see $d/server.log" >&2
-	exit 1
-}
-
 replicated_addrs() {
 	local r out=""
 	for r in "${replicas[@]}"; do out+="${out:+,}$(cat "$dir/$r/addr")"; done
@@ -229,7 +215,9 @@ start_replicated() {
 		launch "$dir/$r" "${ports[i*3]}" "${ports[i*3+1]}"
 	done
 	for r in "${replicas[@]}"; do wait_ready "$dir/$r"; done
-	for r in "${replicas[@]}"; do wait_zookeeper "$dir/$r"; done
+	for r in "${replicas[@]}"; do
+		wait_ready "$dir/$r" "SELECT count() FROM system.zookeeper WHERE path = '/'" "read ZooKeeper"
+	done
 	trap - EXIT
 	replicated_addrs
 }
