@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # What `make test` runs: dependencies, the beacon script's checks, a
-# throwaway ClickHouse on free loopback ports plus a two-shard local cluster
+# throwaway ClickHouse 18.16 on free loopback ports (and ClickHouse 26.x
+# in-process through chDB, a second engine for every statement) plus a two-shard local cluster
 # (two more servers) and a replicated one (ZooKeeper and four servers: two
 # shards of two replicas), every Go test against them (race detector on),
 # short fuzz runs, then the servers are stopped.
@@ -8,6 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 deploy/deps.sh clickhouse chromium zookeeper
+echo "== ClickHouse 26.x as a library (chDB) for the statements' second engine"
+CHDB_LIB_PATH=$(deploy/chdb/install.sh)
+export CHDB_LIB_PATH
 
 echo "== rum-js: unit tests, rebuild check, size budget"
 (cd rum-js && npm ci --no-audit --no-fund --loglevel=error && npm test && npm run check)
@@ -33,7 +37,8 @@ replicated=$(deploy/clickhouse/local.sh start-replicated "$chdir/replicated")
 echo "== ClickHouse cluster meridian_test_replicated (two shards of two replicas, ZooKeeper $(cat "$chdir/replicated/zk/addr")) on $replicated"
 
 echo "== go test"
-MERIDIAN_TEST_CLICKHOUSE="$addr" MERIDIAN_TEST_CLICKHOUSE_CLUSTER="$cluster" \
+MERIDIAN_TEST_CLICKHOUSE="$addr" MERIDIAN_TEST_CLICKHOUSE_HTTP="$(cat "$chdir/single/http_addr")" \
+	MERIDIAN_TEST_CLICKHOUSE_CLUSTER="$cluster" \
 	MERIDIAN_TEST_CLICKHOUSE_REPLICATED="$replicated" \
 	go test -race -timeout 15m -count=1 ./...
 

@@ -318,15 +318,21 @@ func migrationNodes(ctx context.Context, o Options) ([]*node, error) {
 	return nodes, nil
 }
 
+// SetupStatements create the database and the table recording which
+// migrations it has; Migrate runs them before any migration.
+func SetupStatements(database string) []string {
+	return []string{
+		"CREATE DATABASE IF NOT EXISTS " + database,
+		"CREATE TABLE IF NOT EXISTS " + database + ".schema_migrations (version UInt32, name String, applied_at DateTime) ENGINE = ReplacingMergeTree ORDER BY version",
+	}
+}
+
 // prepareNode creates the database and schema_migrations on n, checks that
 // the database was made for the same layout (single node or cluster), and
 // reads which migrations n has.
 func prepareNode(ctx context.Context, o Options, n *node) error {
 	db := o.Database
-	for _, stmt := range []string{
-		"CREATE DATABASE IF NOT EXISTS " + db,
-		"CREATE TABLE IF NOT EXISTS " + db + ".schema_migrations (version UInt32, name String, applied_at DateTime) ENGINE = ReplacingMergeTree ORDER BY version",
-	} {
+	for _, stmt := range SetupStatements(db) {
 		if err := n.conn.Exec(ctx, stmt); err != nil {
 			return fmt.Errorf("cannot prepare database %s on %s: %w", db, n.addr, err)
 		}

@@ -116,7 +116,7 @@ func ApplyClusterRetention(ctx context.Context, co Options, o RetentionOptions) 
 // addr labels what it drops.
 func retainNode(ctx context.Context, conn driver.Conn, database, cluster, addr string, o RetentionOptions) ([]DroppedPartition, error) {
 	var today time.Time
-	if err := conn.QueryRow(ctx, "SELECT today()").Scan(&today); err != nil {
+	if err := conn.QueryRow(ctx, sqlToday).Scan(&today); err != nil {
 		return nil, fmt.Errorf("cannot read the server's date: %w", err)
 	}
 	today = time.Date(today.Year(), today.Month(), today.Day(), 0, 0, 0, 0, time.UTC)
@@ -147,8 +147,7 @@ func retainNode(ctx context.Context, conn driver.Conn, database, cluster, addr s
 				p.Node = addr
 				if !o.DryRun {
 					// p.ID matched partitionIDRE and parsed as a date.
-					sql := "ALTER TABLE " + database + "." + table + " DROP PARTITION ID '" + p.ID + "'"
-					if err := conn.Exec(ctx, sql); err != nil {
+					if err := conn.Exec(ctx, dropPartitionSQL(database, table, p.ID)); err != nil {
 						return dropped, fmt.Errorf("cannot drop partition %s of %s.%s: %w", p.ID, database, table, err)
 					}
 				}
@@ -159,9 +158,25 @@ func retainNode(ctx context.Context, conn driver.Conn, database, cluster, addr s
 	return dropped, nil
 }
 
+// The statements retention sends (tested on both engines).
+const (
+	sqlToday        = "SELECT today()"
+	sqlTableEngines = "SELECT name, engine FROM system.tables WHERE database = ?"
+	sqlPartitions   = `SELECT partition_id, sum(rows), sum(bytes_on_disk)
+FROM system.parts
+WHERE database = ? AND table = ? AND active
+GROUP BY partition_id
+ORDER BY partition_id`
+)
+
+// dropPartitionSQL drops one day partition; id has matched partitionIDRE.
+func dropPartitionSQL(database, table, id string) string {
+	return "ALTER TABLE " + database + "." + table + " DROP PARTITION ID '" + id + "'"
+}
+
 // tableEngines maps the names of database's tables to their engines.
 func tableEngines(ctx context.Context, conn driver.Conn, database string) (map[string]string, error) {
-	rows, err := conn.Query(ctx, "SELECT name, engine FROM system.tables WHERE database = ?", database)
+	rows, err := conn.Query(ctx, sqlTableEngines, database)
 	if err != nil {
 		return nil, fmt.Errorf("cannot list the tables of %s: %w", database, err)
 	}
@@ -193,11 +208,7 @@ func checkRetentionLayout(database, cluster, base string, engines map[string]str
 
 // oldPartitions lists table's active day partitions before cutoff.
 func oldPartitions(ctx context.Context, conn driver.Conn, database, table string, cutoff time.Time) ([]DroppedPartition, error) {
-	rows, err := conn.Query(ctx, `SELECT partition_id, sum(rows), sum(bytes_on_disk)
-FROM system.parts
-WHERE database = ? AND table = ? AND active
-GROUP BY partition_id
-ORDER BY partition_id`, database, table)
+	rows, err := conn.Query(ctx, sqlPartitions, database, table)
 	if err != nil {
 		return nil, fmt.Errorf("cannot list partitions of %s.%s: %w", database, table, err)
 	}

@@ -28,6 +28,24 @@ type Options struct {
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 var agentNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
+// SessionSettings are the settings every connection sends with each query.
+// clickhouse-go flags them important, so a server that does not know one
+// refuses every query: each must be known to every server we support, from
+// 18.16 to current releases (a test runs them as SET on both). Settings only
+// an old server needs belong in that server's profile, not here; 18.16's
+// allow_experimental_low_cardinality_type is in
+// deploy/clickhouse/local-users.xml.
+func SessionSettings() clickhouse.Settings {
+	return clickhouse.Settings{
+		// An INSERT into a Distributed table (on a cluster) returns only
+		// once every shard has its rows, so an acknowledged batch is
+		// stored, not queued on one node. No effect on other tables.
+		// (Current servers call it distributed_foreground_insert and keep
+		// this name as an alias; 18.16 knows only this one.)
+		"insert_distributed_sync": 1,
+	}
+}
+
 // Open connects to o.Database and checks the server answers.
 func Open(ctx context.Context, o Options) (driver.Conn, error) {
 	return open(ctx, o, o.Database)
@@ -42,18 +60,10 @@ func open(ctx context.Context, o Options, database string) (driver.Conn, error) 
 		user = "default"
 	}
 	conn, err := clickhouse.Open(&clickhouse.Options{
-		Addr:     []string{o.Addr},
-		Protocol: clickhouse.Native,
-		Auth:     clickhouse.Auth{Database: database, Username: user, Password: o.Password},
-		Settings: clickhouse.Settings{
-			// LowCardinality is experimental on 18.16 and an obsolete,
-			// accepted setting on current servers.
-			"allow_experimental_low_cardinality_type": 1,
-			// An INSERT into a Distributed table (on a cluster) returns only
-			// once every shard has its rows, so an acknowledged batch is
-			// stored, not queued on one node. No effect on other tables.
-			"insert_distributed_sync": 1,
-		},
+		Addr:            []string{o.Addr},
+		Protocol:        clickhouse.Native,
+		Auth:            clickhouse.Auth{Database: database, Username: user, Password: o.Password},
+		Settings:        SessionSettings(),
 		DialTimeout:     5 * time.Second,
 		MaxOpenConns:    8,
 		ConnMaxLifetime: time.Hour,

@@ -2,7 +2,8 @@
 # Starts and stops a throwaway ClickHouse server on free loopback ports, with
 # all its state under one directory. Used by `make test` and `make run`.
 #
-#   local.sh start DIR           prints HOST:PORT (native protocol) once the server answers
+#   local.sh start DIR           prints HOST:PORT (native protocol) once the server answers;
+#                                DIR/http_addr holds the HTTP interface's HOST:PORT
 #   local.sh stop DIR            stops it (and waits for it to exit)
 #   local.sh start-cluster DIR   starts two servers, DIR/shard1 and DIR/shard2, forming
 #                                cluster meridian_test (two shards, one replica each, no
@@ -61,6 +62,7 @@ launch() {
 	nohup clickhouse-server --config-file="$d/config.xml" >"$d/server.log" 2>&1 &
 	echo $! > "$d/pid"
 	echo "127.0.0.1:$tcp" > "$d/addr"
+	echo "127.0.0.1:$http" > "$d/http_addr"
 }
 
 # wait_ready DIR [QUERY WHAT] waits until the server started in DIR answers
