@@ -42,6 +42,9 @@ MERIDIAN_TEST_CLICKHOUSE="$addr" MERIDIAN_TEST_CLICKHOUSE_HTTP="$(cat "$chdir/si
 	MERIDIAN_TEST_CLICKHOUSE_REPLICATED="$replicated" \
 	go test -race -timeout 15m -count=1 ./...
 
+echo "== replay every statement clickhouse-go sent to 18.16 on ClickHouse 26.x"
+go run ./internal/chtest/replay "$(cat "$chdir/single/http_addr")"
+
 echo "== fuzz the decoders briefly (corpora in testdata/fuzz)"
 # Budgets in executions, not seconds: with a time budget, Go 1.26's fuzz
 # coordinator can fail a busy machine's run with "context deadline exceeded"

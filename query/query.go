@@ -59,13 +59,14 @@ type Table struct {
 	Rows    [][]any
 }
 
-// Latency runs the latency query.
-func Latency(ctx context.Context, conn driver.Conn, o LatencyOptions) (*Table, error) {
+// latencySQL renders the latency query for o (defaults applied) and the
+// arguments to bind; cols are the grouping columns.
+func latencySQL(o *LatencyOptions) (sql string, args []any, cols []string, err error) {
 	if len(o.By) == 0 {
 		o.By = []string{"region", "target"}
 	}
 	if o.Since <= 0 {
-		return nil, fmt.Errorf("cannot query latency: --since must be positive (for example 1h)")
+		return "", nil, nil, fmt.Errorf("cannot query latency: --since must be positive (for example 1h)")
 	}
 	if o.Until.IsZero() {
 		o.Until = time.Now()
@@ -76,21 +77,30 @@ func Latency(ctx context.Context, conn driver.Conn, o LatencyOptions) (*Table, e
 		dims, file = RollupDimensions, "latency_1m.sql"
 		from = from.Truncate(time.Minute) // the rollup's minute holding from
 	}
-	cols := make([]string, len(o.By))
+	cols = make([]string, len(o.By))
 	for i, d := range o.By {
 		c, ok := dims[d]
 		if !ok {
-			return nil, fmt.Errorf("cannot group by %q: choose from %s", d, strings.Join(sortedKeys(dims), ", "))
+			return "", nil, nil, fmt.Errorf("cannot group by %q: choose from %s", d, strings.Join(sortedKeys(dims), ", "))
 		}
 		cols[i] = c
 	}
-	sql, err := render(file, map[string]any{"By": strings.Join(cols, ", "), "Kind": o.Kind != ""})
+	sql, err = render(file, map[string]any{"By": strings.Join(cols, ", "), "Kind": o.Kind != ""})
 	if err != nil {
-		return nil, err
+		return "", nil, nil, err
 	}
-	args := []any{from.Unix(), o.Until.Unix()}
+	args = []any{from.Unix(), o.Until.Unix()}
 	if o.Kind != "" {
 		args = append(args, o.Kind)
+	}
+	return sql, args, cols, nil
+}
+
+// Latency runs the latency query.
+func Latency(ctx context.Context, conn driver.Conn, o LatencyOptions) (*Table, error) {
+	sql, args, cols, err := latencySQL(&o)
+	if err != nil {
+		return nil, err
 	}
 	rows, err := conn.Query(ctx, sql, args...)
 	if err != nil {

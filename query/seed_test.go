@@ -18,7 +18,14 @@ import (
 // the first 20 rows (10 eu, 10 us). It returns a connection to the database.
 func seed(t *testing.T, extra ...*result.Result) driver.Conn {
 	t.Helper()
-	_, conn := chtest.New(t)
+	_, conn := seedDB(t, extra...)
+	return conn
+}
+
+// seedDB is seed, also returning the database's name.
+func seedDB(t *testing.T, extra ...*result.Result) (string, driver.Conn) {
+	t.Helper()
+	o, conn := chtest.New(t)
 	w, err := store.NewWriter(conn, store.WriterOptions{MaxDelay: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -57,5 +64,5 @@ func seed(t *testing.T, extra ...*result.Result) driver.Conn {
 	if err := w.Write(context.Background(), rows[:20]); err != nil { // a replay
 		t.Fatal(err)
 	}
-	return conn
+	return o.Database, conn
 }

@@ -152,3 +152,33 @@ func firstColumns(rows [][]string, n int) string {
 	}
 	return b.String()
 }
+
+// TestDropDatabaseOnBothEngines: rebuilding a replica starts by dropping its
+// database; on current servers only DROP … SYNC frees the replica's
+// Keeper metadata at once, and 18.16 refuses SYNC. Each engine takes the
+// statement DropDatabase picks for its version.
+func TestDropDatabaseOnBothEngines(t *testing.T) {
+	o, _ := chtest.New(t)
+	engines := chtest.Engines(t, o.Database)
+	for _, e := range engines {
+		var major, minor uint64
+		fmt.Sscanf(e.Name, "%d.%d", &major, &minor)
+		scratch := o.Database + "_drop"
+		if _, err := e.Exec("CREATE DATABASE " + scratch); err != nil {
+			t.Fatal(err)
+		}
+		sql := store.DropDatabaseSQL(scratch, major, minor)
+		if _, err := e.Exec(sql); err != nil {
+			t.Errorf("ClickHouse %s refuses %s: %v", e.Name, sql, err)
+		}
+		if rows, err := e.Query("SELECT count() FROM system.databases WHERE name = '" + scratch + "'"); err != nil || flat(rows) != "0" {
+			t.Errorf("ClickHouse %s: after %s, %s still listed (%v, %v)", e.Name, sql, scratch, rows, err)
+		}
+		if wantSync := major >= 21; strings.HasSuffix(sql, " SYNC") != wantSync {
+			t.Errorf("ClickHouse %s: DropDatabase says %q", e.Name, sql)
+		}
+	}
+	if _, err := engines[0].Exec("DROP DATABASE IF EXISTS " + o.Database + "_x SYNC"); err == nil {
+		t.Errorf("ClickHouse %s accepts DROP DATABASE … SYNC: DropDatabase could say SYNC there too", engines[0].Name)
+	}
+}

@@ -7,3 +7,5 @@ var (
 	SQLPartitions    = sqlPartitions
 	DropPartitionSQL = dropPartitionSQL
 )
+
+var DropDatabaseSQL = dropDatabaseSQL

@@ -379,3 +379,29 @@ func checkLayout(ctx context.Context, o Options, n *node) error {
 	}
 	return rows.Err()
 }
+
+// DropDatabase drops database on the server conn talks to, and with it every
+// table's replica metadata in ZooKeeper/Keeper, at once: on servers whose
+// databases are Atomic (the default from 20.10) it says SYNC, else the drop
+// is delayed (database_atomic_delay_before_drop_table_sec, 8 minutes by
+// default) and re-creating a Replicated table there fails with
+// REPLICA_ALREADY_EXISTS until it is done. 18.16 knows no SYNC and drops at
+// once anyway. This is step one of rebuilding a replica (README).
+func DropDatabase(ctx context.Context, conn driver.Conn, database string) error {
+	if !identRE.MatchString(database) {
+		return fmt.Errorf("cannot drop database %q: use letters, digits and _ only", database)
+	}
+	v, err := conn.ServerVersion()
+	if err != nil {
+		return fmt.Errorf("cannot drop database %s: %w", database, err)
+	}
+	return conn.Exec(ctx, dropDatabaseSQL(database, v.Version.Major, v.Version.Minor))
+}
+
+func dropDatabaseSQL(database string, major, minor uint64) string {
+	sql := "DROP DATABASE IF EXISTS " + database
+	if major > 20 || major == 20 && minor >= 10 {
+		sql += " SYNC"
+	}
+	return sql
+}

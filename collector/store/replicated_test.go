@@ -276,7 +276,7 @@ func TestReplicatedNewReplica(t *testing.T) {
 	syncReplicas(t, conns, o.Database)
 	want := localDigest(t, conns[2])
 
-	if err := conns[3].Exec(ctx, "DROP DATABASE "+o.Database); err != nil {
+	if err := store.DropDatabase(ctx, conns[3], o.Database); err != nil {
 		t.Fatal(err)
 	}
 	ms, _ := store.Migrations()

@@ -27,6 +27,14 @@ func Bind(sql string, args ...any) (string, error) {
 			} else if c == quote {
 				quote = 0
 			}
+		case c == '-' && strings.HasPrefix(sql[i:], "--"): // a comment, to the line's end
+			end := strings.IndexByte(sql[i:], '\n')
+			if end < 0 {
+				end = len(sql) - i - 1
+			}
+			b.WriteString(sql[i : i+end])
+			i += end - 1
+			continue
 		case c == '\'' || c == '`' || c == '"':
 			quote = c
 		case c == '?':

@@ -97,7 +97,7 @@ func newOnCluster(tb testing.TB, o store.Options, addrs []string) []driver.Conn 
 	var conns []driver.Conn
 	tb.Cleanup(func() {
 		for _, c := range conns {
-			if err := c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+o.Database); err != nil {
+			if err := store.DropDatabase(context.Background(), c, o.Database); err != nil {
 				tb.Logf("cannot drop test database %s: %v", o.Database, err)
 			}
 			c.Close()
@@ -144,7 +144,7 @@ func New(tb testing.TB) (store.Options, driver.Conn) {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() {
-		if err := conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+o.Database); err != nil {
+		if err := store.DropDatabase(context.Background(), conn, o.Database); err != nil {
 			tb.Logf("cannot drop test database %s: %v", o.Database, err)
 		}
 		conn.Close()

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -259,4 +261,31 @@ func CopyTables(tb testing.TB, from, to *Engine, tables ...string) {
 func Engines(tb testing.TB, db string) []*Engine {
 	tb.Helper()
 	return []*Engine{Server(tb, db), ChDB(tb, db)}
+}
+
+// SameRows says whether two engines' answers agree: the same rows, fields
+// equal as text or, where both are numbers, within tol of each other
+// (engines may round a last digit differently: 18.16 rounds 95.05 to 95.1
+// where current releases give 95).
+func SameRows(a, b [][]string, tol float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if len(a[i]) != len(b[i]) {
+			return false
+		}
+		for j, x := range a[i] {
+			y := b[i][j]
+			if x == y {
+				continue
+			}
+			fx, errx := strconv.ParseFloat(x, 64)
+			fy, erry := strconv.ParseFloat(y, 64)
+			if errx != nil || erry != nil || math.Abs(fx-fy) > tol {
+				return false
+			}
+		}
+	}
+	return true
 }
