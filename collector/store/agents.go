@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"regexp"
 	"sync"
 	"time"
 
@@ -61,6 +62,40 @@ func AddAgent(ctx context.Context, conn driver.Conn, name, region string) (token
 		return "", fmt.Errorf("cannot store agent %q: %w", name, err)
 	}
 	return token, nil
+}
+
+// SetAgentCountry records the ISO 3166 alpha-2 country agent measures from
+// (validated by the caller against the code list), so its results count in
+// that country's steering scope.
+func SetAgentCountry(ctx context.Context, conn driver.Conn, agent, country string) error {
+	if !countryRE.MatchString(country) {
+		return fmt.Errorf("cannot set the country of agent %q: %q is not an ISO 3166 alpha-2 code such as BR", agent, country)
+	}
+	err := insert(ctx, conn, "agent_countries", []string{"agent", "country", "version"}, agent, country, uint64(time.Now().UnixNano()))
+	if err != nil {
+		return fmt.Errorf("cannot store the country of agent %q: %w", agent, err)
+	}
+	return nil
+}
+
+var countryRE = regexp.MustCompile(`^[A-Z]{2}$`)
+
+// AgentCountries maps agent names to the countries they measure from.
+func AgentCountries(ctx context.Context, conn driver.Conn) (map[string]string, error) {
+	rows, err := conn.Query(ctx, "SELECT agent, country FROM agent_countries FINAL")
+	if err != nil {
+		return nil, fmt.Errorf("cannot read agent countries: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var a, c string
+		if err := rows.Scan(&a, &c); err != nil {
+			return nil, fmt.Errorf("cannot read agent countries: %w", err)
+		}
+		out[a] = c
+	}
+	return out, rows.Err()
 }
 
 // ListAgents returns the enabled agents, by name.
