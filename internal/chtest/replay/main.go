@@ -7,7 +7,8 @@
 //
 //	replay HTTP_ADDR     (the 18.16 server's HTTP interface; CHDB_LIB_PATH names libchdb.so)
 //
-// Test databases (test_ and 12 hex digits) become one database, ref, with
+// Test databases (chtest's test_ and 12 hex digits, e2e's e2e_…NNN) become
+// one database, ref, with
 // empty tables: a statement is checked for what the server accepts (names,
 // types, functions, settings, syntax), not for its answer. INSERTs are
 // replayed with their column list and no rows. CREATE/DROP DATABASE,
@@ -39,7 +40,7 @@ func main() {
 }
 
 var (
-	testDB  = regexp.MustCompile(`\btest_[0-9a-f]{12}\w*`)
+	testDB  = regexp.MustCompile(`\b(?:test_[0-9a-f]{12}|e2e_[a-z_]*[0-9]{6,})\w*`)
 	digits  = regexp.MustCompile(`[0-9]+`)
 	strLit  = regexp.MustCompile(`'(?:[^'\\]|\\.)*'`)
 	skipped = regexp.MustCompile(`(?i)^\s*(CREATE DATABASE|DROP DATABASE|RENAME|SYSTEM|SHOW|EXISTS|USE)\b`)
