@@ -3,23 +3,19 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io"
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/meridian-net/meridian/agent/probe"
 	"github.com/meridian-net/meridian/internal/result"
+	"github.com/meridian-net/meridian/internal/yamlconf"
 )
 
 // Defaults and limits.
@@ -73,64 +69,25 @@ func Load(path string) (*Config, error) {
 // Parse decodes and validates b; name prefixes errors as in "name:line: …".
 func Parse(name string, b []byte) (*Config, error) {
 	var cfg Config
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%s: the config is empty (want at least agent, collector and checks)", name)
-		}
-		return nil, yamlError(name, err)
+	doc, err := yamlconf.Decode(name, b, &cfg)
+	if errors.Is(err, yamlconf.ErrEmpty) {
+		return nil, fmt.Errorf("%s: the config is empty (want at least agent, collector and checks)", name)
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(b, &doc); err != nil {
-		return nil, yamlError(name, err)
+	if err != nil {
+		return nil, err
 	}
 	cfg.setDefaults(filepath.Dir(name))
 	h := fnv.New32a()
 	h.Write(b)
 	cfg.Version = h.Sum32()
-	if err := cfg.validate(&lines{name: name, doc: &doc}); err != nil {
+	if err := cfg.validate(doc); err != nil {
 		return nil, err
 	}
 	return &cfg, nil
 }
 
-var (
-	lineRE    = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
-	unknownRE = regexp.MustCompile(`^field (\S+) not found in type (\S+)$`)
-)
-
-// friendlier rewords yaml.v3's messages for the two mistakes people make.
-func friendlier(m string) string {
-	if sub := unknownRE.FindStringSubmatch(m); sub != nil {
-		return fmt.Sprintf("unknown field %q in %s (check the spelling and the indentation)", sub[1], sub[2])
-	}
-	if strings.HasSuffix(m, "into time.Duration") {
-		return m + " (write durations with a unit, such as 10s)"
-	}
-	return m
-}
-
-// yamlError turns yaml.v3's "yaml: unmarshal errors:\n  line 3: …" into
-// "name:3: …", one error per line.
-func yamlError(name string, err error) error {
-	var te *yaml.TypeError
-	var msgs []string
-	if errors.As(err, &te) {
-		msgs = te.Errors
-	} else {
-		msgs = []string{err.Error()}
-	}
-	out := make([]string, len(msgs))
-	for i, m := range msgs {
-		if sub := lineRE.FindStringSubmatch(m); sub != nil {
-			out[i] = name + ":" + sub[1] + ": " + friendlier(m[len(sub[0]):])
-		} else {
-			out[i] = name + ": " + strings.TrimPrefix(m, "yaml: ")
-		}
-	}
-	return errors.New(strings.Join(out, "\n"))
-}
+// yamlError words a yaml.v3 error as "name:line: …" (remote.go uses it too).
+func yamlError(name string, err error) error { return yamlconf.Error(name, err) }
 
 // setDefaults fills what the file left out; relative paths in it are
 // relative to dir, the config file's directory.
@@ -161,21 +118,21 @@ func (c *Config) setDefaults(dir string) {
 	}
 }
 
-func (c *Config) validate(l *lines) error {
+func (c *Config) validate(l *yamlconf.Doc) error {
 	if c.Collector != "" {
 		if err := ValidateCollector(c.Collector); err != nil {
-			return l.errorf(err.Error(), "collector")
+			return l.Errorf(err.Error(), "collector")
 		}
 	}
 	switch {
 	case c.Ship.Interval < MinShipInterval:
-		return l.errorf(fmt.Sprintf("ship.interval %v is below the minimum %v", c.Ship.Interval, MinShipInterval), "ship", "interval")
+		return l.Errorf(fmt.Sprintf("ship.interval %v is below the minimum %v", c.Ship.Interval, MinShipInterval), "ship", "interval")
 	case c.Ship.Batch < 1:
-		return l.errorf(fmt.Sprintf("ship.batch %d must be at least 1", c.Ship.Batch), "ship", "batch")
+		return l.Errorf(fmt.Sprintf("ship.batch %d must be at least 1", c.Ship.Batch), "ship", "batch")
 	case c.Ship.MaxSpoolBytes < MinMaxSpoolBytes:
-		return l.errorf(fmt.Sprintf("ship.max_spool_bytes %v is below the minimum %v", c.Ship.MaxSpoolBytes, ByteSize(MinMaxSpoolBytes)), "ship", "max_spool_bytes")
+		return l.Errorf(fmt.Sprintf("ship.max_spool_bytes %v is below the minimum %v", c.Ship.MaxSpoolBytes, ByteSize(MinMaxSpoolBytes)), "ship", "max_spool_bytes")
 	case len(c.Checks) == 0:
-		return l.errorf("no checks: add at least one under checks:", "checks")
+		return l.Errorf("no checks: add at least one under checks:", "checks")
 	}
 	seen := map[string]int{}
 	for i := range c.Checks {
@@ -186,14 +143,14 @@ func (c *Config) validate(l *lines) error {
 	return nil
 }
 
-func (c *Config) validateCheck(l *lines, i int, seen map[string]int) error {
+func (c *Config) validateCheck(l *yamlconf.Doc, i int, seen map[string]int) error {
 	ck := &c.Checks[i]
 	at := func(msg string, key string) error {
 		prefix := fmt.Sprintf("checks[%d]", i)
 		if ck.Name != "" {
 			prefix += fmt.Sprintf(" (%s)", ck.Name)
 		}
-		return l.errorf(prefix+": "+msg, "checks", strconv.Itoa(i), key)
+		return l.Errorf(prefix+": "+msg, "checks", strconv.Itoa(i), key)
 	}
 	switch {
 	case ck.Name == "":
@@ -232,61 +189,6 @@ func ValidateCollector(s string) error {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("collector %q is not an http(s) URL such as http://127.0.0.1:8080", s)
-	}
-	return nil
-}
-
-// lines finds the line of a key in the decoded document, for errors.
-type lines struct {
-	name string
-	doc  *yaml.Node
-}
-
-// errorf prefixes msg with name:line of the deepest node on path that
-// exists (path elements are mapping keys or sequence indexes).
-func (l *lines) errorf(msg string, path ...string) error {
-	line := 0
-	n := l.doc
-	if n != nil && n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
-		n = n.Content[0]
-		line = n.Line
-	}
-	for _, p := range path {
-		if p == "" {
-			break
-		}
-		next := child(n, p)
-		if next == nil {
-			break
-		}
-		n, line = next, next.Line
-	}
-	if line == 0 {
-		return fmt.Errorf("%s: %s", l.name, msg)
-	}
-	return fmt.Errorf("%s:%d: %s", l.name, line, msg)
-}
-
-func child(n *yaml.Node, key string) *yaml.Node {
-	if n == nil {
-		return nil
-	}
-	switch n.Kind {
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				// The key's line, so an empty value still points somewhere.
-				k, v := n.Content[i], n.Content[i+1]
-				if v.Kind == yaml.ScalarNode {
-					return k
-				}
-				return &yaml.Node{Kind: v.Kind, Content: v.Content, Line: k.Line}
-			}
-		}
-	case yaml.SequenceNode:
-		if i, err := strconv.Atoi(key); err == nil && i < len(n.Content) {
-			return n.Content[i]
-		}
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
@@ -54,6 +55,10 @@ type Config struct {
 	// Heartbeats takes POST /v1/agent/heartbeat (404 without it).
 	AgentConfigs AgentConfigs
 	Heartbeats   Heartbeats
+	// Readers and Decisions turn on GET /v1/steering (404 without them):
+	// the last published steering decisions, for steering-reader tokens.
+	Readers   Readers
+	Decisions Decisions
 }
 
 // New returns the collector's HTTP handler.
@@ -78,6 +83,9 @@ func New(cfg Config) http.Handler {
 	mux.Handle("GET /v1/agent/config", &agentConfigHandler{cfg: cfg})
 	mux.Handle("POST /v1/agent/heartbeat", &heartbeatHandler{cfg: cfg})
 	mux.Handle("/v1/beacon", newBeaconHandler(cfg))
+	if cfg.Readers != nil && cfg.Decisions != nil {
+		mux.Handle("GET /v1/steering", &steeringHandler{cfg: cfg, cacheFor: 2 * time.Second})
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})

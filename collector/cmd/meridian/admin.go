@@ -2,11 +2,13 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/meridian-net/meridian/collector/steering"
 	"github.com/meridian-net/meridian/collector/store"
 	"github.com/meridian-net/meridian/internal/cliutil"
 )
@@ -45,10 +47,15 @@ func agentsCommand() *cli.Command {
 				Usage:     "register an agent; prints its token (shown once) on the last line",
 				ArgsUsage: "NAME",
 				Flags: append(clickhouseFlags(),
-					&cli.StringFlag{Name: "region", Required: true, Usage: "the agent's `REGION`, for example eu-west"}),
+					&cli.StringFlag{Name: "region", Required: true, Usage: "the agent's `REGION`, for example eu-west"},
+					&cli.StringFlag{Name: "country", Usage: "ISO 3166 alpha-2 `CC` the agent measures from, for example BR: its results count in that steering scope"}),
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 1 {
 						return cliutil.UsageError("agents add: want exactly one NAME, got %d arguments", c.NArg())
+					}
+					country := strings.ToUpper(c.String("country"))
+					if country != "" && !steering.KnownCountry(country) {
+						return cliutil.UsageError("agents add: --country %q is not an ISO 3166 alpha-2 code: use one such as BR or DE", c.String("country"))
 					}
 					conn, err := store.Open(c.Context, storeOptions(c))
 					if err != nil {
@@ -60,8 +67,19 @@ func agentsCommand() *cli.Command {
 						return err
 					}
 					w := c.App.Writer
+					// The agent exists now: its token is printed even if the
+					// country cannot be stored, or it would be lost.
+					countryErr := error(nil)
+					if country != "" {
+						if countryErr = store.SetAgentCountry(c.Context, conn, c.Args().First(), country); countryErr == nil {
+							fmt.Fprintf(w, "agent %s measures from country %s.\n", c.Args().First(), country)
+						}
+					}
 					fmt.Fprintf(w, "agent %s added in region %s. Its token is shown once; give it to the agent as MERIDIAN_TOKEN:\n", c.Args().First(), c.String("region"))
 					fmt.Fprintln(w, token)
+					if countryErr != nil {
+						return fmt.Errorf("agent %s was added without a country: %w", c.Args().First(), countryErr)
+					}
 					return nil
 				},
 			},

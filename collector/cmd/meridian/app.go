@@ -23,7 +23,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Writer:    stdout,
 		ErrWriter: stderr,
 		Commands: []*cli.Command{
-			serveCommand(), migrateCommand(), agentsCommand(), sitesCommand(), queryCommand(), retentionCommand(), versionCommand(),
+			serveCommand(), migrateCommand(), agentsCommand(), sitesCommand(), queryCommand(), retentionCommand(), steeringCommand(), tokensCommand(), versionCommand(),
 		},
 	}, args)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/meridian-net/meridian/collector/server"
+	"github.com/meridian-net/meridian/collector/steering"
 	"github.com/meridian-net/meridian/collector/store"
 )
 
@@ -27,6 +28,8 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "spool-dir", Value: "var/collector-spool", EnvVars: []string{"MERIDIAN_SPOOL_DIR"}, Usage: "the journal: results and beacons are fsynced here before they are acknowledged, and wait here for ClickHouse"},
 			&cli.Int64Flag{Name: "spool-max-bytes", Value: 1 << 30, Usage: "journal cap per kind; past it (ClickHouse away or slow for long) ingest answers 503 with Retry-After"},
 			&cli.DurationFlag{Name: "flush-interval", Value: 250 * time.Millisecond, Usage: "longest an acknowledged row waits before its batch is inserted into ClickHouse"},
+			&cli.BoolFlag{Name: "steering", Usage: "compute and publish steering weights here (on exactly one collector; every collector serves GET /v1/steering)"},
+			&cli.DurationFlag{Name: "steering-every", Value: 15 * time.Second, Usage: "with --steering: recompute every `D`"},
 		),
 		Action: serve,
 	}
@@ -65,6 +68,16 @@ func serve(c *cli.Context) error {
 		Writer:       writer,
 		Ready:        func(ctx context.Context) error { return conn.Ping(ctx) },
 		Logger:       logger,
+		Readers:      store.NewTokenCache(conn),
+		Decisions:    func(ctx context.Context) (*steering.Published, error) { return steering.Latest(ctx, conn) },
+	}
+	if c.Bool("steering") {
+		r := &steering.Runner{
+			Conn:         conn,
+			AgentCountry: func(ctx context.Context) (map[string]string, error) { return store.AgentCountries(ctx, conn) },
+			Logf:         func(format string, args ...any) { logger.Info(fmt.Sprintf(format, args...)) },
+		}
+		go r.Run(c.Context, c.Duration("steering-every"))
 	}
 	closeBeacons, err := setupBeacons(c, conn, store.WriterOptions{
 		MaxDelay:      c.Duration("flush-interval"),

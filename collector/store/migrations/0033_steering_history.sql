@@ -1,6 +1,7 @@
 -- Every published steering decision, one row per pool, scope and member,
--- with the figures behind the weight and the engine's state (smoothed
--- score, streaks, when the scope last changed), so that `meridian steering
+-- with the figures behind the weight and the engine's memory of the member
+-- (engine_state: steering.MemberState as JSON: smoothed score, streaks),
+-- so that `meridian steering
 -- show|explain` and GET /v1/steering read the last decision, and an engine
 -- that restarts (or moves to another machine) continues from it without a
 -- jump. decision is the decision's time in Unix nanoseconds: all rows of
@@ -15,8 +16,11 @@ CREATE TABLE IF NOT EXISTS {{.Table "steering_history"}} (
     policy_version     UInt64,
     scope              String,
     fallback           Array(String),
+    figures_from       String,
     rule               LowCardinality(String),
     changed            UInt8,
+    scope_changed_at   DateTime,
+    member_index       UInt16,
     member             LowCardinality(String),
     weight             UInt8,
     state              LowCardinality(String),
@@ -28,9 +32,7 @@ CREATE TABLE IF NOT EXISTS {{.Table "steering_history"}} (
     rum_samples        UInt64,
     synthetic_samples  UInt64,
     reason             String,
-    bad_streak         UInt32,
-    good_streak        UInt32,
-    scope_changed_at   DateTime
+    engine_state       String
 ) ENGINE = {{.Engine "MergeTree"}}
 PARTITION BY toDate(computed_at)
 ORDER BY (pool, decision, scope, member)
