@@ -178,7 +178,7 @@ type MemberState struct {
 	Weight     int       // last published weight, 0–100
 	State      string    // up, degraded or down
 	BadStreak  int       // consecutive rounds at or above down_error_rate
-	GoodStreak int       // consecutive rounds below it (capped at maxStreak)
+	GoodStreak int       // consecutive rounds below it, counted up to where a ramp ends
 	ChangedAt  time.Time // the scope's last published change; zero if never published
 }
 
@@ -239,11 +239,13 @@ func (r *round) decide(sc Scope, figs map[Scope][]figure) ScopeDecision {
 		f = r.lastFigures(sc)
 	}
 	prev, hasPrev, changedAt := r.previous(sc)
-	w, rule, why := r.plan(sc, f, prev, hasPrev, noData, len(chain) > 0)
+	w, rule, why, ramping := r.plan(sc, f, prev, hasPrev, noData, len(chain) > 0)
 	if hasPrev && rule != RuleFailOpen && !slices.Equal(w, prev) && !wentDown(f, prev) {
-		if held := r.hold(w, prev, changedAt); held != "" {
+		if held := r.hold(w, prev, ramping, changedAt); held != "" {
 			for i := range why {
-				why[i] = fmt.Sprintf("held at %d (would be %d): %s", prev[i], w[i], held)
+				if f[i].ms.State != StateDown {
+					why[i] = fmt.Sprintf("held at %d (would be %d): %s", prev[i], w[i], held)
+				}
 			}
 			w, rule = prev, RuleHold
 		}
@@ -293,28 +295,37 @@ func (r *round) previous(sc Scope) (w []int, ok bool, at time.Time) {
 func (r *round) lastFigures(sc Scope) []figure {
 	f := make([]figure, len(r.pool.Members))
 	for m, mem := range r.pool.Members {
-		f[m] = figure{blend: blend{q: math.NaN()}, raw: math.NaN(), ms: stateOr(r.state[sc.String()], mem.Name)}
+		f[m] = figure{blend: blend{q: math.NaN()}, raw: math.NaN(), ms: r.k.stateOr(r.state[sc.String()], mem.Name)}
 	}
 	return f
 }
 
-// hold says why the new weights must wait, or "" to publish them.
-func (r *round) hold(w, prev []int, changedAt time.Time) string {
-	move, flip := 0, false
+// hold says why the new weights must wait, or "" to publish them. A move
+// of hysteresis points, a weight tripling or falling to a third (which
+// includes going to or from 0) by at least 2 points, or a member ramping
+// back passes the hysteresis; then min_dwell must have passed since the
+// last change.
+func (r *round) hold(w, prev []int, ramping bool, changedAt time.Time) string {
+	move, big := 0, ramping
 	for i := range w {
-		move = max(move, abs(w[i]-prev[i]))
-		flip = flip || (w[i] == 0) != (prev[i] == 0)
+		lo, hi := min(w[i], prev[i]), max(w[i], prev[i])
+		move, big = max(move, hi-lo), big || hi >= 3*lo && hi-lo >= 2 // 0↔1 is rounding noise
 	}
-	switch until := changedAt.Add(r.k.MinDwell); {
-	case move < r.k.HysteresisPercent && !flip:
-		return fmt.Sprintf("largest change %d < hysteresis %d", move, r.k.HysteresisPercent)
+	switch h, until := r.k.hysteresis(len(w)), changedAt.Add(r.k.MinDwell); {
+	case move < h && !big:
+		return fmt.Sprintf("largest change %d < hysteresis %d", move, h)
 	case r.now.Before(until):
 		return "min dwell until " + until.UTC().Format(time.TimeOnly)
 	}
 	return ""
 }
 
-func abs(x int) int { return max(x, -x) }
+// hysteresis is hysteresis_percent capped at 80% of an average member's
+// share above the floor, so that in a pool of many members one can still
+// be moved from an average weight down to the floor.
+func (k Knobs) hysteresis(members int) int {
+	return min(k.HysteresisPercent, 4*(100-members*k.FloorPercent)/(5*members))
+}
 
 // wentDown says whether a member with published weight is now down, which
 // is published at once.
@@ -327,8 +338,9 @@ func wentDown(f []figure, prev []int) bool {
 	return false
 }
 
-// plan computes the weights the rules want before hysteresis and dwell.
-func (r *round) plan(sc Scope, f []figure, prev []int, hasPrev, noData, fellBack bool) ([]int, string, []string) {
+// plan computes the weights the rules want before hysteresis and dwell,
+// and whether some member is ramping back.
+func (r *round) plan(sc Scope, f []figure, prev []int, hasPrev, noData, fellBack bool) ([]int, string, []string, bool) {
 	n := len(f)
 	if noData || allDown(f) {
 		why := "fail-open: no data in this window"
@@ -341,10 +353,11 @@ func (r *round) plan(sc Scope, f []figure, prev []int, hasPrev, noData, fellBack
 		} else {
 			w, why = roundShares(make([]float64, n)), why+", equal weights (none published before)"
 		}
-		return w, RuleFailOpen, slices.Repeat([]string{why}, n)
+		return w, RuleFailOpen, slices.Repeat([]string{why}, n), false
 	}
 	if h := r.home(sc); h >= 0 && f[h].ms.State == StateUp {
-		return r.pin(sc, h, f)
+		w, why := r.pin(sc, h, f)
+		return w, RuleHome, why, false
 	}
 	shares := r.k.expShares(f)
 	capped := r.k.ramp(shares, f, prev, hasPrev)
@@ -353,7 +366,8 @@ func (r *round) plan(sc Scope, f []figure, prev []int, hasPrev, noData, fellBack
 	if fellBack {
 		rule = RuleFallback
 	}
-	return w, rule, r.scoreWhy(f, w, capped, prev)
+	ramping := slices.ContainsFunc(f, func(x figure) bool { return r.k.recovering(x.ms) })
+	return w, rule, r.scoreWhy(f, w, capped, prev), ramping || slices.Contains(capped, true)
 }
 
 func allDown(f []figure) bool {
@@ -370,7 +384,7 @@ func (r *round) home(sc Scope) int {
 }
 
 // pin gives the home member everything but the other members' floors.
-func (r *round) pin(sc Scope, h int, f []figure) ([]int, string, []string) {
+func (r *round) pin(sc Scope, h int, f []figure) ([]int, []string) {
 	k := r.k
 	w, why := make([]int, len(f)), make([]string, len(f))
 	w[h] = 100
@@ -385,7 +399,7 @@ func (r *round) pin(sc Scope, h int, f []figure) ([]int, string, []string) {
 			why[i] = fmt.Sprintf("floor %d%%: %s is pinned to %s", k.FloorPercent, sc, r.pool.Members[h].Name)
 		}
 	}
-	return w, RuleHome, why
+	return w, why
 }
 
 // expShares is the score rule in percent: floors plus exp(-(S-best)/τ).

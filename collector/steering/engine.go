@@ -20,9 +20,11 @@
 //  3. Up and down: a round with error rate ≥ down_error_rate is bad.
 //     down_after consecutive bad rounds take a member down (weight 0, the
 //     others share its traffic, published at once despite hysteresis and
-//     dwell); up_after consecutive good rounds bring it back as degraded,
-//     and while degraded it gains at most ramp_percent points per decision,
-//     starting from the floor, for ⌈(100-floor)/ramp⌉ rounds.
+//     dwell); up_after consecutive good rounds bring it back as degraded.
+//     A member back from down, or from a bad round, ramps: for
+//     ⌈(100-floor)/ramp_percent⌉ more good rounds it gains at most
+//     ramp_percent points per decision over its last published weight (at
+//     least the floor), and its moves are published despite hysteresis.
 //  4. Score = Q + error_rate × error_penalty_ms; a member without a
 //     successful measurement gets the scope's worst Q plus the penalty.
 //  5. Smoothing: S = α·score + (1-α)·S, seeded by the first score.
@@ -31,20 +33,28 @@
 //     those thresholds so it does not flicker.
 //  7. Weights over members not down: w_i = floor + (100 - n·floor) ·
 //     e_i/Σe, e_i = exp(-(S_i - best)/τ); a member with no score yet gets
-//     the floor only. Rounded by largest remainder to sum exactly 100.
+//     the floor only. Degraded members are capped as in 3. Rounded by
+//     largest remainder to sum exactly 100.
 //  8. Home: a scope with a home member that is up (neither down nor
 //     degraded) gives it 100 minus the other members' floors.
 //  9. Hysteresis and dwell: against the last published weights, a new set
-//     is published only if some weight moves by ≥ hysteresis_percent (or a
-//     member goes to or from 0) and min_dwell has passed since the last
-//     change (a member going down skips both). The first decision always
-//     publishes.
+//     is published only if some weight moves by ≥ H points, or triples or
+//     falls to a third (0 counts) by 2 points or more, or a member is
+//     ramping back; and min_dwell has passed since the last change. A
+//     member going down skips both. H is hysteresis_percent, capped at 80% of an average member's
+//     share above the floor (0.8·(100-n·floor)/n) so that in a large pool a
+//     member can still be moved to the floor. The first decision always
+//     publishes. The hysteresis, not the EWMA, is what keeps weights still
+//     under noise: the first decision rests on a single window, so a later,
+//     better estimate differs from it by about that window's noise.
 //  10. Fail-open: with no data at all, or every member down, the last
 //     published weights stay (equal weights if there were none).
 //
 // Published scopes: global, every scope with rows at a level the pool
-// publishes, and every scope named in the pool's home. State for other
-// scopes is dropped, so ASN scopes that stop appearing do not accumulate.
+// publishes, and every scope named in the pool's home; while global has no
+// data at all, also every scope published before (they fail open). State
+// for other scopes is dropped, so ASN scopes that stop appearing do not
+// accumulate.
 package steering
 
 import (
@@ -86,7 +96,8 @@ func (e *Engine) SetPolicy(p *Policy) {
 			continue
 		}
 		for s, members := range scopes {
-			if sc, err := ParseScope(s); err != nil || sc.Region != "" && p.Regions[sc.Region] == nil {
+			sc, err := ParseScope(s)
+			if err != nil || sc.Region != "" && p.Regions[sc.Region] == nil || sc.ASN != 0 && !pl.Knobs().Scopes.ASN {
 				delete(scopes, s)
 				continue
 			}
@@ -231,7 +242,7 @@ func (r *round) score(sc Scope, rows [][2]agg) []figure {
 	prev := r.state[sc.String()]
 	for m, mem := range members {
 		f := &figs[m]
-		f.ms, f.raw = stateOr(prev, mem.Name), math.NaN()
+		f.ms, f.raw = k.stateOr(prev, mem.Name), math.NaN()
 		if f.usable == 0 {
 			continue
 		}
@@ -266,17 +277,19 @@ func (r *round) save(sc Scope, set func(m int, ms *MemberState)) {
 		r.state[s] = map[string]MemberState{}
 	}
 	for m, mem := range r.pool.Members {
-		ms := stateOr(r.state[s], mem.Name)
+		ms := r.k.stateOr(r.state[s], mem.Name)
 		set(m, &ms)
 		r.state[s][mem.Name] = ms
 	}
 }
 
-func stateOr(prev map[string]MemberState, name string) MemberState {
+// stateOr is name's state in prev, or a fresh one: up, with the good
+// streak of a member long healthy so it does not count as ramping back.
+func (k Knobs) stateOr(prev map[string]MemberState, name string) MemberState {
 	if ms, ok := prev[name]; ok {
 		return ms
 	}
-	return MemberState{Smoothed: math.NaN(), State: StateUp}
+	return MemberState{Smoothed: math.NaN(), State: StateUp, GoodStreak: k.settled()}
 }
 
 func ewma(prev, x, alpha float64) float64 {
@@ -291,7 +304,7 @@ func (k Knobs) streak(ms *MemberState, errRate float64) {
 	if errRate >= k.DownErrorRate {
 		ms.BadStreak, ms.GoodStreak = min(ms.BadStreak+1, maxStreak), 0
 	} else {
-		ms.BadStreak, ms.GoodStreak = 0, min(ms.GoodStreak+1, maxStreak)
+		ms.BadStreak, ms.GoodStreak = 0, min(ms.GoodStreak+1, k.settled())
 	}
 	switch {
 	case ms.BadStreak >= k.DownAfter:
@@ -301,9 +314,16 @@ func (k Knobs) streak(ms *MemberState, errRate float64) {
 	}
 }
 
-// rampRounds is how many rounds a member back from down stays degraded.
-func (k Knobs) rampRounds() int {
-	return (100 - k.FloorPercent + k.RampPercent - 1) / k.RampPercent
+// settled is the good streak after which a member back from down (or from
+// a bad round) has ramped up: up_after rounds, then ⌈(100-floor)/ramp⌉.
+// Good streaks stop counting there.
+func (k Knobs) settled() int {
+	return k.UpAfter + (100-k.FloorPercent+k.RampPercent-1)/k.RampPercent
+}
+
+// recovering says whether a member is ramping back after bad rounds.
+func (k Knobs) recovering(ms MemberState) bool {
+	return ms.State == StateDegraded && ms.BadStreak == 0 && ms.GoodStreak < k.settled()
 }
 
 // classify sets up or degraded for a member that is not down.
@@ -315,7 +335,7 @@ func (k Knobs) classify(ms *MemberState, errRate, best float64) {
 	if ms.State == StateDegraded {
 		f = 0.8 // leave degraded only clearly below the thresholds
 	}
-	recovering := ms.State == StateDegraded && ms.GoodStreak < k.UpAfter+k.rampRounds()
+	recovering := k.recovering(*ms)
 	behind := ms.Smoothed-best > k.HomeReleaseMs*f
 	erring := errRate > k.DownErrorRate/2*f
 	ms.State = StateUp

@@ -32,7 +32,7 @@ func Explain(d *Decision, scope string, k Knobs) string {
 	fmt.Fprintf(&b, "rule %s; weights last changed %s (%s)\n\n", sd.Rule, clock(sd.ChangedAt), changed)
 	writeTable(&b, sd, k)
 	b.WriteString("\nwhat would change it:\n")
-	for _, line := range whatIf(sd, k) {
+	for _, line := range whatIf(sd, k, d.ComputedAt) {
 		b.WriteString("  " + line + "\n")
 	}
 	return b.String()
@@ -54,7 +54,7 @@ func writeTable(b *strings.Builder, sd *ScopeDecision, k Knobs) {
 }
 
 // whatIf lists what would move the weights, rule by rule.
-func whatIf(sd *ScopeDecision, k Knobs) []string {
+func whatIf(sd *ScopeDecision, k Knobs, computedAt time.Time) []string {
 	var out []string
 	switch sd.Rule {
 	case RuleFailOpen:
@@ -62,8 +62,12 @@ func whatIf(sd *ScopeDecision, k Knobs) []string {
 	case RuleHome:
 		out = append(out, homeWhatIf(sd, k))
 	case RuleHold:
-		out = append(out, fmt.Sprintf("held: next change possible after %s if a weight moves by ≥ %d points (a member going down is published at once)",
-			clock(sd.ChangedAt.Add(k.MinDwell)), k.HysteresisPercent))
+		when := ""
+		if until := sd.ChangedAt.Add(k.MinDwell); until.After(computedAt) {
+			when = " after " + clock(until)
+		}
+		out = append(out, fmt.Sprintf("held: weights change%s once one moves by ≥ %d points, triples, falls to a third or goes to or from 0 (a member going down is published at once)",
+			when, k.hysteresis(len(sd.Members))))
 		fallthrough
 	default:
 		out = append(out, scoreWhatIf(sd, k)...)
@@ -90,7 +94,7 @@ func homeWhatIf(sd *ScopeDecision, k Knobs) string {
 			best = m.ScoreMs
 		}
 	}
-	return fmt.Sprintf("pinned to %s while it is up: released if its score falls more than %s ms behind the best (now %s) or its errors pass %.0f%% (now %.1f%%)",
+	return fmt.Sprintf("pinned to %s while it is up: released if its score falls more than %s ms behind the best (now %s ms) or its errors pass %.0f%% (now %.1f%%)",
 		h.Name, fmtMs(k.HomeReleaseMs), fmtMs(h.ScoreMs-best), 50*k.DownErrorRate, 100*h.ErrorRate)
 }
 
@@ -106,7 +110,7 @@ func scoreWhatIf(sd *ScopeDecision, k Knobs) []string {
 			}
 		}
 	}
-	free, step := float64(100-n*k.FloorPercent), float64(max(k.HysteresisPercent, 1))
+	free, step := float64(100-n*k.FloorPercent), float64(max(k.hysteresis(len(sd.Members)), 1))
 	var out []string
 	for i, m := range sd.Members {
 		if m.State == StateDown || math.IsNaN(m.ScoreMs) {
@@ -131,8 +135,11 @@ func scoreWhatIf(sd *ScopeDecision, k Knobs) []string {
 		if verb == "lose" {
 			dir = "rose above"
 		}
-		out = append(out, fmt.Sprintf("%s would %s %d points if its score %s %s ms (%s %s ms at %.1f%% errors)",
-			m.Name, verb, int(step), dir, fmtMs(x), quantileLabel(k.Quantile), fmtMs(x-m.ErrorRate*k.ErrorPenaltyMs), 100*m.ErrorRate))
+		q := fmt.Sprintf("%s %s ms at %.1f%% errors", quantileLabel(k.Quantile), fmtMs(x-m.ErrorRate*k.ErrorPenaltyMs), 100*m.ErrorRate)
+		if x-m.ErrorRate*k.ErrorPenaltyMs <= 0 {
+			q = fmt.Sprintf("out of reach while its %.1f%% errors cost %s ms", 100*m.ErrorRate, fmtMs(m.ErrorRate*k.ErrorPenaltyMs))
+		}
+		out = append(out, fmt.Sprintf("%s would %s %d points if its score %s %s ms (%s)", m.Name, verb, int(step), dir, fmtMs(x), q))
 	}
 	return out
 }
