@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make run`: a whole Meridian on this machine, state under ./var/run.
-# Starts ClickHouse, the collector, a demo target and an agent measuring it
-# (plus any URLs given as arguments), waits for data, prints the latency
-# table and where to look, and stops everything on Ctrl-C.
+# Starts ClickHouse, the collector (publishing steering weights), two demo
+# targets (one slowed: two members of a steering pool) and an agent
+# measuring them (plus any URLs given as arguments), waits for data, prints
+# the latency table and the current weights, and stops everything on Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -37,11 +38,22 @@ export MERIDIAN_DATABASE=${MERIDIAN_DATABASE:-meridian}
 "$bin/meridian" migrate
 
 if [[ ! -s "$var/agent.token" ]] || ! "$bin/meridian" agents list | grep -q '^local-1 '; then
-	"$bin/meridian" agents add local-1 --region local | tail -1 > "$var/agent.token"
+	"$bin/meridian" agents add local-1 --region local --country NL | tail -1 > "$var/agent.token"
 fi
 
 listen="127.0.0.1:$(free_port 8080)"
-"$bin/meridian" serve --listen "$listen" --spool-dir "$var/collector-spool" > "$var/collector.log" 2>&1 &
+# A steering pool of two members, the demo target and a slowed copy of it,
+# matched to the agent's checks by name.
+cat > "$var/steering.yml" <<'YAML'
+pools:
+  - name: demo
+    dns_name: demo.meridian.test.
+    members:
+      - {name: fast, addresses: [127.0.0.1], synthetic: demo}
+      - {name: slow, addresses: [127.0.0.2], synthetic: demo-slow}
+YAML
+"$bin/meridian" steering policy set --file "$var/steering.yml" > /dev/null
+"$bin/meridian" serve --listen "$listen" --spool-dir "$var/collector-spool" --steering --steering-every 15s > "$var/collector.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do curl -fs "http://$listen/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 
@@ -53,11 +65,15 @@ site="demo-${demo##*:}"
 snippet=$("$bin/meridian" sites snippet "$site" --collector-url "http://$listen")
 "$bin/demo" --listen "$demo" --head "$snippet" > "$var/demo.log" 2>&1 &
 pids+=($!)
+slow="127.0.0.1:$(free_port $(( ${demo##*:} + 1 )))"
+"$bin/demo" --listen "$slow" --delay 150ms > "$var/demo-slow.log" 2>&1 &
+pids+=($!)
 
 {
 	echo "agent: {name: local-1, region: local}"
 	echo "checks:"
 	echo "  - {name: demo, kind: http, target: \"http://$demo/\", interval: 5s}"
+	echo "  - {name: demo-slow, kind: http, target: \"http://$slow/\", interval: 5s}"
 	if command -v chromium >/dev/null; then
 		echo "  - {name: demo-page, kind: browser, target: \"http://$demo/\", interval: 30s}"
 	fi
@@ -82,6 +98,11 @@ cat <<MSG
 Meridian is running (Ctrl-C stops it):
   collector      http://$listen   (/healthz, /readyz, /metrics, /rum.v1.js)
   demo target    http://$demo/   (open it: your page view lands in rum_pageviews)
+                 http://$slow/   (150 ms slower: the pool's other member)
+  steering       pool demo (policy $var/steering.yml), recomputed every 15s:
+                 $bin/meridian steering show | explain --pool demo --scope global
+                 GET http://$listen/v1/steering with a token from
+                 $bin/meridian tokens add NAME --role steering-reader
   ClickHouse     $MERIDIAN_CLICKHOUSE, database $MERIDIAN_DATABASE
                  clickhouse-client --port ${MERIDIAN_CLICKHOUSE##*:} -d $MERIDIAN_DATABASE
   logs           $var/{collector,agent,demo}.log
@@ -91,6 +112,9 @@ MSG
 while true; do
 	date '+latency over the last hour, %H:%M:%S'
 	"$bin/meridian" query latency --since 1h --by region,check
+	echo
+	echo "steering weights (pool demo):"
+	"$bin/meridian" steering show --pool demo 2>&1 || true
 	echo
 	sleep 30 & wait $! || true
 done
