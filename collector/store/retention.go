@@ -19,10 +19,11 @@ var RetentionTables = map[string][]string{
 	"beacons":    {"rum_pageviews", "rum_cdn"},
 	"rollups":    {"results_1m", "rum_pageviews_1m"},
 	"heartbeats": {"agent_heartbeats"},
+	"steering":   {"steering_history"},
 }
 
 // RetentionGroups lists RetentionTables' keys in a stable order.
-var RetentionGroups = []string{"results", "beacons", "rollups", "heartbeats"}
+var RetentionGroups = []string{"results", "beacons", "rollups", "heartbeats", "steering"}
 
 // RetentionOptions say how long each group of tables keeps its data.
 type RetentionOptions struct {

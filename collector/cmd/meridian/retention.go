@@ -16,13 +16,14 @@ import (
 
 // retentionDefaults are the windows `retention apply` and `serve
 // --retention-every` use unless told otherwise.
-var retentionDefaults = map[string]string{"results": "30d", "beacons": "30d", "rollups": "400d", "heartbeats": "30d"}
+var retentionDefaults = map[string]string{"results": "30d", "beacons": "30d", "rollups": "400d", "heartbeats": "30d", "steering": "90d"}
 
 var retentionUsage = map[string]string{
 	"results":    "keep probe results (results) this long: whole days such as 30d, or off",
 	"beacons":    "keep RUM beacons (rum_pageviews, rum_cdn) this long, or off",
 	"rollups":    "keep the per-minute rollups (results_1m, rum_pageviews_1m) this long, or off",
 	"heartbeats": "keep agent heartbeats this long, or off",
+	"steering":   "keep published steering decisions this long, or off",
 }
 
 // retentionFlags are the windows, named prefix+group (serve prefixes them
