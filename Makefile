@@ -29,6 +29,7 @@ bench:
 	MERIDIAN_ACCURACY=1 go test -count=1 -v -run '^TestAccuracyReport$$' ./agent/probe/ | grep -v '^[=-]'
 	MERIDIAN_BENCH=1 go test -count=1 -v -timeout 20m -run '^TestAgentFootprint$$' ./e2e/ | grep -v '^[=-]\|\[agent\]'
 	MERIDIAN_BENCH=1 go test -count=1 -v -timeout 20m -run '^TestBeaconIngestBench$$' ./e2e/ | grep -v '^[=-]\|\[collector\]'
+	MERIDIAN_BENCH=1 go test -count=1 -v -timeout 20m -run '^TestSteeringBench$$' ./collector/steering/ | grep 'BENCH\|FAIL'
 
 ## lint: formatting, vet, staticcheck
 lint:

@@ -30,6 +30,14 @@ type Stat struct {
 	Samples uint64  // measurements, failed ones included
 	Errors  uint64  // failed measurements
 	Q       float64 // the policy's latency quantile (ms) over successful ones; NaN when none
+
+	// The same over the window's recent end (the last FastWindow). A
+	// member much worse there than over the whole window is judged by its
+	// recent figures (package comment, 1), so degradations show within a
+	// round or two while recoveries take the whole window. Zero samples:
+	// none, or no fast window.
+	RecentSamples, RecentErrors uint64
+	RecentQ                     float64
 }
 
 // FeedVersion is the version of the Feed's JSON shape.
@@ -339,7 +347,8 @@ func wentDown(f []figure, prev []int) bool {
 }
 
 // plan computes the weights the rules want before hysteresis and dwell,
-// and whether some member is ramping back.
+// and whether a member coming back gains weight (its step passes the
+// hysteresis).
 func (r *round) plan(sc Scope, f []figure, prev []int, hasPrev, noData, fellBack bool) ([]int, string, []string, bool) {
 	n := len(f)
 	if noData || allDown(f) {
@@ -366,8 +375,14 @@ func (r *round) plan(sc Scope, f []figure, prev []int, hasPrev, noData, fellBack
 	if fellBack {
 		rule = RuleFallback
 	}
-	ramping := slices.ContainsFunc(f, func(x figure) bool { return r.k.recovering(x.ms) })
-	return w, rule, r.scoreWhy(f, w, capped, prev), ramping || slices.Contains(capped, true)
+	// A member coming back passes hysteresis while it gains: each step of
+	// its ramp is published. Its other moves (noise while the failures
+	// leave the window) wait for the hysteresis like anyone's.
+	rising := false
+	for i := range f {
+		rising = rising || (capped[i] || r.k.recovering(f[i].ms)) && hasPrev && w[i] > prev[i]
+	}
+	return w, rule, r.scoreWhy(f, w, capped, prev), rising
 }
 
 func allDown(f []figure) bool {

@@ -8,6 +8,14 @@
 //     not drown a few dozen agent runs: Q = Σ w_s·Q_s / Σ w_s over sources
 //     with a quantile, error rate = Σ w_s·errors_s/samples_s / Σ w_s over
 //     sources with samples. A source with weight 0 is ignored.
+//     1b. Fast degradations: the query also gives each source's figures
+//     over the window's recent end (fast_window, default the last 30 s).
+//     With at least min_samples there, a recent quantile above the
+//     window's by more than τ·√(fast_min_samples/samples) replaces the
+//     window's, and a recent error rate of down_error_rate/2 or more
+//     replaces the window's: bars that noise does not reach, so a
+//     degradation shows within a round or two while a recovery waits for
+//     the whole window and is gradual.
 //  2. Enough data: a scope has figures of its own only if every member has
 //     at least min_samples samples (failed ones count) in it, so members are
 //     always compared on the same population. Otherwise it falls back to its
@@ -22,7 +30,9 @@
 //     others share its traffic, published at once despite hysteresis and
 //     dwell); up_after consecutive good rounds bring it back as degraded.
 //     A member back from down, or from a bad round, ramps: for
-//     ⌈(100-floor)/ramp_percent⌉ more good rounds it gains at most
+//     ⌈(100-floor)/ramp_percent⌉ more good rounds (once back up, only
+//     rounds with an error rate of down_error_rate/10 or less count, so
+//     the ramp outlasts the failures leaving the window) it gains at most
 //     ramp_percent points per decision over its last published weight (at
 //     least the floor), and its moves are published despite hysteresis.
 //  4. Score = Q + error_rate × error_penalty_ms; a member without a
@@ -301,10 +311,17 @@ func ewma(prev, x, alpha float64) float64 {
 
 // streak counts bad and good rounds and moves a member down or back up.
 func (k Knobs) streak(ms *MemberState, errRate float64) {
-	if errRate >= k.DownErrorRate {
+	switch {
+	case errRate >= k.DownErrorRate:
 		ms.BadStreak, ms.GoodStreak = min(ms.BadStreak+1, maxStreak), 0
-	} else {
+	case ms.State == StateDown || errRate <= k.DownErrorRate/10:
 		ms.BadStreak, ms.GoodStreak = 0, min(ms.GoodStreak+1, k.settled())
+	default:
+		// Better than bad, not yet clean: the failures are leaving the
+		// window. The ramp waits: were it to run out now, the member,
+		// held low by the error penalty, would jump to its full share
+		// once the window is clean.
+		ms.BadStreak = 0
 	}
 	switch {
 	case ms.BadStreak >= k.DownAfter:
@@ -393,6 +410,35 @@ func (k Knobs) blend(src [2]agg) blend {
 	return b
 }
 
+// recentOrWhole is a source's figures over the whole window, except where
+// the window's recent end (fast_window) shows a degradation too large to be
+// noise; then that part is taken from the recent end (package comment, 1b):
+//
+//   - latency: the recent quantile exceeds the window's by more than
+//     τ·√(fast_min_samples/recent samples) (τ alone from fast_min_samples
+//     on): with 20 samples the bar is 2.2τ, well above the spread of a p75
+//     of 20, well below a 200 ms degradation;
+//   - errors: the recent error rate reaches down_error_rate/2, which a
+//     steady 1% error rate does not reach by chance in min_samples.
+//
+// The sample count stays the window's, so the scope's "enough data" test
+// does not change.
+func (k Knobs) recentOrWhole(st Stat) agg {
+	out := agg{st.Samples, st.Errors, st.Q}
+	n := st.RecentSamples
+	if k.FastWindow <= 0 || n < k.MinSamples || st.RecentErrors > n || st.Samples == 0 {
+		return out
+	}
+	bar := k.TauMs * math.Sqrt(max(1, float64(k.FastMinSamples)/float64(n)))
+	if !math.IsNaN(st.RecentQ) && (math.IsNaN(st.Q) || st.RecentQ > st.Q+bar) {
+		out.q = st.RecentQ
+	}
+	if rate := float64(st.RecentErrors) / float64(n); rate >= k.DownErrorRate/2 && rate > float64(st.Errors)/float64(st.Samples) {
+		out.errors = uint64(math.Round(rate * float64(st.Samples)))
+	}
+	return out
+}
+
 // collect checks the rows and files them by scope, member and source
 // (0 rum, 1 synthetic), then pools regions and global that have no rows.
 func (r *round) collect(stats []Stat) (map[Scope][][2]agg, error) {
@@ -431,7 +477,7 @@ func (r *round) collect(stats []Stat) (map[Scope][][2]agg, error) {
 		if data[st.Scope] == nil {
 			data[st.Scope] = make([][2]agg, len(r.pool.Members))
 		}
-		data[st.Scope][m][src] = agg{st.Samples, st.Errors, st.Q}
+		data[st.Scope][m][src] = r.k.recentOrWhole(st)
 	}
 	r.poolUp(data)
 	return data, nil

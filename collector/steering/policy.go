@@ -71,6 +71,8 @@ func orName(a, b string) string {
 // one enters the formulas.
 type Knobs struct {
 	Window            time.Duration `yaml:"window"`             // data window each decision reads (the SQL's)
+	FastWindow        time.Duration `yaml:"fast_window"`        // the window's recent end, read for fast degradations; 0 turns it off
+	FastMinSamples    uint64        `yaml:"fast_min_samples"`   // fast-window samples from which its latency bar is τ alone (fewer: higher)
 	Quantile          float64       `yaml:"quantile"`           // latency quantile, 0.75 = p75
 	Metric            string        `yaml:"metric"`             // "ttfb" (total_ms where a result has no TTFB) or "total"
 	ErrorPenaltyMs    float64       `yaml:"error_penalty_ms"`   // score = Q + error rate × this
@@ -112,7 +114,7 @@ const DefaultTTL = 30
 // hysteresis_percent steers more finely.
 func DefaultKnobs() Knobs {
 	return Knobs{
-		Window: 5 * time.Minute, Quantile: 0.75, Metric: "ttfb",
+		Window: 5 * time.Minute, FastWindow: 30 * time.Second, FastMinSamples: 100, Quantile: 0.75, Metric: "ttfb",
 		ErrorPenaltyMs: 1000, RUMWeight: 0.5, SyntheticWeight: 0.5, MinSamples: 20,
 		TauMs: 60, FloorPercent: 2, Alpha: 0.7, HysteresisPercent: 25, MinDwell: 30 * time.Second,
 		DownErrorRate: 0.5, DownAfter: 2, UpAfter: 2, RampPercent: 20, HomeReleaseMs: 100,
@@ -288,6 +290,11 @@ func (p *Policy) validatePool(doc *yamlconf.Doc, i int, seen map[string]int) []e
 	}
 	k := pl.knobs
 	for _, ke := range checkKnobs(k) {
+		if ke.key == "fast_window" && doc.Node("pools", strconv.Itoa(i), ke.key) == nil && doc.Node("pools", strconv.Itoa(i), "window") != nil {
+			// A pool that shortens its window below the inherited fast window.
+			at(fmt.Sprintf("window %v must be longer than fast_window %v: set fast_window shorter, or 0s to turn it off", k.Window, k.FastWindow), "window")
+			continue
+		}
 		if doc.Node("pools", strconv.Itoa(i), ke.key) != nil { // else reported under defaults
 			at(ke.key+" "+ke.msg, ke.key)
 		}
@@ -455,6 +462,8 @@ func checkKnobs(k Knobs) []knobError {
 		}
 	}
 	bad(k.Window < 10*time.Second || k.Window > 24*time.Hour, "window", fmt.Sprintf("%v must be from 10s to 24h", k.Window))
+	bad(k.FastWindow < 0 || k.FastWindow >= k.Window, "fast_window", fmt.Sprintf("%v must be 0s (off) or shorter than window", k.FastWindow))
+	bad(k.FastMinSamples < 1, "fast_min_samples", "must be at least 1")
 	bad(!(k.Quantile > 0 && k.Quantile < 1), "quantile", fmt.Sprintf("%v must be between 0 and 1, such as 0.75 for p75", k.Quantile))
 	bad(k.Metric != "ttfb" && k.Metric != "total", "metric", fmt.Sprintf("%q must be ttfb or total", k.Metric))
 	bad(!(k.ErrorPenaltyMs >= 0 && k.ErrorPenaltyMs <= 1e6), "error_penalty_ms", fmt.Sprintf("%v must be from 0 to 1000000", k.ErrorPenaltyMs))

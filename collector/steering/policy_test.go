@@ -72,6 +72,7 @@ func TestParsePolicyInvalid(t *testing.T) {
 		"duplicate-member":    `testdata/invalid-duplicate-member.yml:7: pools[0] (www): members[2]: name "cdn-a" is already used by members[0]; names must be unique in a pool`,
 		"duplicate-pool":      `testdata/invalid-duplicate-pool.yml:7: pools[1] (www): name "www" is already used by pools[0]; names must be unique`,
 		"duration":            "testdata/invalid-duration.yml:2: cannot unmarshal !!int `5` into time.Duration (write durations with a unit, such as 10s)",
+		"fast-window":         "testdata/invalid-fast-window.yml:4: pools[0] (www): window 30s must be longer than fast_window 30s: set fast_window shorter, or 0s to turn it off",
 		"empty":               `testdata/invalid-empty.yml: the policy is empty (want pools: with at least one pool)`,
 		"floor":               `testdata/invalid-floor.yml:8: pools[0] (www): floor_percent 40 × 3 members exceeds 100; lower the floor`,
 		"home-asn-off":        `testdata/invalid-home-asn-off.yml:7: pools[0] (www): home "country:BR/asn:28573": ASN scopes are not published (scopes.asn is false)`,

@@ -51,9 +51,13 @@ func StatsQuery(p *Policy, pool *Pool, agentCountry map[string]string, now time.
 		agents, countries = append(agents, a), append(countries, agentCountry[a])
 	}
 	from, to := now.Add(-k.Window).Unix(), now.Unix()
+	recent := to + 1 // no fast window: nothing is recent
+	if k.FastWindow > 0 {
+		recent = now.Add(-k.FastWindow).Unix()
+	}
 	args := []any{
-		rumNames, rumMembers, ccs, regions, from, to, rumNames,
-		synNames, synMembers, agents, countries, ccs, regions, agents, countries, from, to, synNames,
+		rumNames, rumMembers, ccs, regions, recent, from, to, rumNames,
+		synNames, synMembers, agents, countries, ccs, regions, agents, countries, recent, from, to, synNames,
 	}
 	return b.String(), args, nil
 }
@@ -73,7 +77,7 @@ func ReadStats(ctx context.Context, conn driver.Conn, p *Policy, pool *Pool, age
 	for rows.Next() {
 		var r StatRow
 		if err := rows.Scan(&r.Member, &r.Source, &r.Region, &r.Country, &r.ASN, &r.HasRegion, &r.HasCountry, &r.HasASN,
-			&r.Samples, &r.Errors, &r.Q); err != nil {
+			&r.Samples, &r.Errors, &r.Q, &r.RecentSamples, &r.RecentErrors, &r.RecentQ); err != nil {
 			return nil, fmt.Errorf("cannot read the figures of pool %s: %w", pool.Name, err)
 		}
 		if s, ok := r.Stat(); ok {
@@ -89,13 +93,16 @@ type StatRow struct {
 	HasRegion, HasCountry, HasASN        uint8
 	Samples, Errors                      uint64
 	Q                                    float64
+	RecentSamples, RecentErrors          uint64
+	RecentQ                              float64
 }
 
 // Stat says which scope the row is about; false for rows that are no scope:
 // no member, no country or region known, or no ASN (synthetic results, or
 // RUM from an address outside the ASN database).
 func (r StatRow) Stat() (Stat, bool) {
-	s := Stat{Member: r.Member, Source: r.Source, Samples: r.Samples, Errors: r.Errors, Q: r.Q}
+	s := Stat{Member: r.Member, Source: r.Source, Samples: r.Samples, Errors: r.Errors, Q: r.Q,
+		RecentSamples: r.RecentSamples, RecentErrors: r.RecentErrors, RecentQ: r.RecentQ}
 	if r.Member == "" {
 		return s, false
 	}

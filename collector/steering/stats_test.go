@@ -23,12 +23,12 @@ pools:
       - {name: cdn-b, addresses: [192.0.2.20], rum: cdnb, synthetic: check-b}
 `
 
-// seedStats stores, a minute before now, RUM probe fetches and agent
+// seedStats stores, 30 seconds before now (inside the fast window), RUM probe fetches and agent
 // results with known figures (see TestStatsOnBothEngines) through SQL on
 // the 18.16 server's HTTP interface.
 func seedStats(t *testing.T, e *chtest.Engine, now time.Time) {
 	t.Helper()
-	ts := now.Add(-time.Minute).Unix()
+	ts := now.Add(-30 * time.Second).Unix()
 	var rum, res []string
 	addRUM := func(cc string, asn int, cdn string, ttfb float64, failed int) {
 		rum = append(rum, fmt.Sprintf("(toDateTime(%d), 's', '%d', '%s', %d, 'probe_cold', '%s', %g, %d, 200, 0)", ts, len(rum), cc, asn, cdn, ttfb, failed))
@@ -98,6 +98,12 @@ func TestStatsOnBothEngines(t *testing.T) {
 		for _, s := range stats {
 			got[fmt.Sprintf("%s %s %s", s.Scope, s.Member, s.Source)] = fmt.Sprintf("%d %d %s", s.Samples, s.Errors, strconv.FormatFloat(math.Round(s.Q*100)/100, 'f', -1, 64))
 		}
+		for _, s := range stats {
+			if s.RecentSamples != s.Samples || s.RecentErrors != s.Errors || math.Abs(s.RecentQ-s.Q) > 1e-9 && !math.IsNaN(s.Q) {
+				t.Errorf("%s: %s %s %s: recent %d/%d/%v, want the window's %d/%d/%v (every row is recent)", who, s.Scope, s.Member, s.Source,
+					s.RecentSamples, s.RecentErrors, s.RecentQ, s.Samples, s.Errors, s.Q)
+			}
+		}
 		for k, w := range want {
 			if got[k] != w {
 				t.Errorf("%s: %s: got %q, want %q", who, k, got[k], w)
@@ -132,6 +138,9 @@ func TestStatsOnBothEngines(t *testing.T) {
 			r.Samples, _ = strconv.ParseUint(row[8], 10, 64)
 			r.Errors, _ = strconv.ParseUint(row[9], 10, 64)
 			r.Q, _ = strconv.ParseFloat(row[10], 64)
+			r.RecentSamples, _ = strconv.ParseUint(row[11], 10, 64)
+			r.RecentErrors, _ = strconv.ParseUint(row[12], 10, 64)
+			r.RecentQ, _ = strconv.ParseFloat(row[13], 64)
 			if s, ok := r.Stat(); ok {
 				stats = append(stats, s)
 			}

@@ -30,6 +30,7 @@ func steeringCommand() *cli.Command {
 		Usage: "set the steering policy; show, export and explain the weights routers get",
 		Subcommands: []*cli.Command{
 			steeringPolicyCommand(),
+			steeringReplayCommand(),
 			{
 				Name:  "show",
 				Usage: "print the last published weights per pool, scope and member",
