@@ -249,7 +249,7 @@ func (r *round) decide(sc Scope, figs map[Scope][]figure) ScopeDecision {
 	prev, hasPrev, changedAt := r.previous(sc)
 	w, rule, why, ramping := r.plan(sc, f, prev, hasPrev, noData, len(chain) > 0)
 	if hasPrev && rule != RuleFailOpen && !slices.Equal(w, prev) && !wentDown(f, prev) {
-		if held := r.hold(w, prev, ramping, changedAt); held != "" {
+		if held := r.hold(w, prev, f, ramping, changedAt); held != "" {
 			for i := range why {
 				if f[i].ms.State != StateDown {
 					why[i] = fmt.Sprintf("held at %d (would be %d): %s", prev[i], w[i], held)
@@ -313,16 +313,22 @@ func (r *round) lastFigures(sc Scope) []figure {
 // includes going to or from 0) by at least 2 points, or a member ramping
 // back passes the hysteresis; then min_dwell must have passed since the
 // last change.
-func (r *round) hold(w, prev []int, ramping bool, changedAt time.Time) string {
-	move, big := 0, ramping
+//
+// Bad news does not wait for the dwell: a degraded member (behind the best
+// by home_release_ms, or erring) losing at least the hysteresis is
+// published at once, as a member going down is. Gains still wait.
+func (r *round) hold(w, prev []int, f []figure, ramping bool, changedAt time.Time) string {
+	h := r.k.hysteresis(len(w))
+	move, big, shed := 0, ramping, false
 	for i := range w {
 		lo, hi := min(w[i], prev[i]), max(w[i], prev[i])
 		move, big = max(move, hi-lo), big || hi >= 3*lo && hi-lo >= 2 // 0↔1 is rounding noise
+		shed = shed || f[i].ms.State == StateDegraded && prev[i]-w[i] >= h
 	}
-	switch h, until := r.k.hysteresis(len(w)), changedAt.Add(r.k.MinDwell); {
+	switch until := changedAt.Add(r.k.MinDwell); {
 	case move < h && !big:
 		return fmt.Sprintf("largest change %d < hysteresis %d", move, h)
-	case r.now.Before(until):
+	case r.now.Before(until) && !shed:
 		return "min dwell until " + until.UTC().Format(time.TimeOnly)
 	}
 	return ""

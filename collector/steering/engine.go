@@ -50,9 +50,11 @@
 //  9. Hysteresis and dwell: against the last published weights, a new set
 //     is published only if some weight moves by ≥ H points, or triples or
 //     falls to a third (0 counts) by 2 points or more, or a member is
-//     ramping back; and min_dwell has passed since the last change. A
-//     member going down skips both. H is hysteresis_percent, capped at 80% of an average member's
-//     share above the floor (0.8·(100-n·floor)/n) so that in a large pool a
+//     ramping back; and min_dwell has passed since the last change, unless
+//     a degraded member loses at least H points (bad news is published at
+//     once; gains wait). A member going down skips both. H is
+//     hysteresis_percent, capped at 80% of an average member's share above
+//     the floor (0.8·(100-n·floor)/n) so that in a large pool a
 //     member can still be moved to the floor. The first decision always
 //     publishes. The hysteresis, not the EWMA, is what keeps weights still
 //     under noise: the first decision rests on a single window, so a later,
