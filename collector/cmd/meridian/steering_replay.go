@@ -143,8 +143,12 @@ func printReplay(w io.Writer, r *steering.ReplayReport, changes bool) error {
 	for _, sr := range r.Scopes {
 		per = append(per, fmt.Sprintf("%s %d", sr.Scope, sr.Changes))
 	}
-	fmt.Fprintf(w, "replayed %d rounds from %s to %s every %v: %d decisions changed weights; changes per scope: %s\n",
-		r.Rounds, r.From.UTC().Format(time.RFC3339), r.To.UTC().Format(time.RFC3339), shortDuration(r.Every), r.ChangedRounds, strings.Join(per, ", "))
+	decisions := "decisions"
+	if r.ChangedRounds == 1 {
+		decisions = "decision"
+	}
+	fmt.Fprintf(w, "replayed %d rounds from %s to %s every %v: %d %s changed weights; changes per scope: %s\n",
+		r.Rounds, r.From.UTC().Format(time.RFC3339), r.To.UTC().Format(time.RFC3339), shortDuration(r.Every), r.ChangedRounds, decisions, strings.Join(per, ", "))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "scope\tmember\tweight\tstate\tdown_rounds\tchanges")
 	for _, sr := range r.Scopes {
