@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"regexp"
-	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -116,55 +115,18 @@ func ListAgents(ctx context.Context, conn driver.Conn) ([]Agent, error) {
 	return out, rows.Err()
 }
 
-// AgentCache answers token lookups from memory, reloading the agents table
-// every TTL and, at most once per MissReload, when a token is unknown (so an
-// agent added a moment ago is let in at once while wrong tokens cannot
-// hammer ClickHouse).
-type AgentCache struct {
-	conn       driver.Conn
-	ttl        time.Duration
-	missReload time.Duration
-
-	mu       sync.Mutex
-	byHash   map[string]Agent
-	loadedAt time.Time
-}
+// AgentCache answers agent token lookups from memory (see keyedCache).
+type AgentCache struct{ c *keyedCache[Agent] }
 
 // NewAgentCache returns a cache over the agents table.
 func NewAgentCache(conn driver.Conn) *AgentCache {
-	return &AgentCache{conn: conn, ttl: 30 * time.Second, missReload: time.Second}
+	return &AgentCache{newKeyedCache(func(ctx context.Context) ([]Agent, error) { return ListAgents(ctx, conn) },
+		func(a Agent) string { return a.TokenHash })}
 }
 
 // Lookup returns the agent owning token.
 func (c *AgentCache) Lookup(ctx context.Context, token string) (Agent, bool, error) {
-	h := HashToken(token)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	age := time.Since(c.loadedAt)
-	a, ok := c.byHash[h]
-	if c.byHash == nil || age > c.ttl || (!ok && age > c.missReload) {
-		if err := c.reload(ctx); err != nil {
-			if c.byHash == nil {
-				return Agent{}, false, err
-			}
-			return a, ok, nil // serve the last good copy while ClickHouse is away
-		}
-		a, ok = c.byHash[h]
-	}
-	return a, ok, nil
-}
-
-func (c *AgentCache) reload(ctx context.Context) error {
-	agents, err := ListAgents(ctx, c.conn)
-	if err != nil {
-		return err
-	}
-	m := make(map[string]Agent, len(agents))
-	for _, a := range agents {
-		m[a.TokenHash] = a
-	}
-	c.byHash, c.loadedAt = m, time.Now()
-	return nil
+	return c.c.lookup(ctx, HashToken(token))
 }
 
 // AgentActivity is what the results say about an agent over the last day.

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -75,40 +74,16 @@ func ListTokens(ctx context.Context, conn driver.Conn) ([]Token, error) {
 	return out, rows.Err()
 }
 
-// TokenCache answers "which token is this" from memory, reloading like
-// AgentCache: every 30 s, and at most once a second on an unknown token.
-type TokenCache struct {
-	conn driver.Conn
-
-	mu       sync.Mutex
-	byHash   map[string]Token
-	loadedAt time.Time
-}
+// TokenCache answers token lookups from memory (see keyedCache).
+type TokenCache struct{ c *keyedCache[Token] }
 
 // NewTokenCache returns a cache over the tokens table.
-func NewTokenCache(conn driver.Conn) *TokenCache { return &TokenCache{conn: conn} }
+func NewTokenCache(conn driver.Conn) *TokenCache {
+	return &TokenCache{newKeyedCache(func(ctx context.Context) ([]Token, error) { return ListTokens(ctx, conn) },
+		func(t Token) string { return t.TokenHash })}
+}
 
 // Lookup returns the token's record; false when it is unknown or disabled.
 func (c *TokenCache) Lookup(ctx context.Context, token string) (Token, bool, error) {
-	h := HashToken(token)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	age := time.Since(c.loadedAt)
-	t, ok := c.byHash[h]
-	if c.byHash == nil || age > 30*time.Second || (!ok && age > time.Second) {
-		tokens, err := ListTokens(ctx, c.conn)
-		if err != nil {
-			if c.byHash == nil {
-				return Token{}, false, err
-			}
-			return t, ok, nil // the last good copy while ClickHouse is away
-		}
-		c.byHash = make(map[string]Token, len(tokens))
-		for _, x := range tokens {
-			c.byHash[x.TokenHash] = x
-		}
-		c.loadedAt = time.Now()
-		t, ok = c.byHash[h]
-	}
-	return t, ok, nil
+	return c.c.lookup(ctx, HashToken(token))
 }
