@@ -519,10 +519,13 @@ const metricsScript = `(() => {
     for (const [o, f] of v.obs) o.takeRecords().forEach(f);
     if (v.lcp > 0) r.lcp = v.lcp;
     r.cls = v.cls;
-    if (fcp) {
+    // TBT counts from FCP; a busy machine can load a page before its first
+    // paint is reported, and then long tasks count from the start.
+    if (fcp || v.tasks.length) {
+      const from = fcp ? fcp.startTime : 0;
       let tbt = 0;
       for (const [s, d] of v.tasks) {
-        const start = Math.max(s, fcp.startTime), blocking = s + d - start - 50;
+        const start = Math.max(s, from), blocking = s + d - start - 50;
         if (blocking > 0) tbt += blocking;
       }
       r.tbt = tbt;

@@ -280,9 +280,11 @@ addEventListener('load', () => setTimeout(() => {
 		t.Fatalf("result not ok: %s %s", r.Error, r.ErrorMessage)
 	}
 	b := r.Browser
-	// 200 ms of work blocks for 150 ms; a slow machine only makes it longer.
-	if b.TBTMs == nil || *b.TBTMs < 140 {
-		t.Errorf("tbt_ms = %s, want >= 140", f64(b.TBTMs))
+	// 200 ms of work blocks for 150 ms after FCP. On a loaded machine the
+	// first paint can be stamped inside the task (seen: 131 ms), so the bar
+	// is lower; no long task at all would give 0 or nothing.
+	if b.TBTMs == nil || *b.TBTMs < 100 {
+		t.Errorf("tbt_ms = %s, want >= 100", f64(b.TBTMs))
 	}
 	if b.ConsoleErrors != 3 {
 		t.Errorf("console_errors = %d, want 3 (two console.error and an exception)", b.ConsoleErrors)
