@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Meridian's tests and `make run` need, only when
 # missing: `apt-get update` once, then `apt-get install -y`. Idempotent.
-#   deploy/deps.sh clickhouse chromium wrk zookeeper
+#   deploy/deps.sh clickhouse chromium wrk zookeeper pdns haproxy
 # zookeeper is Debian's ZooKeeper 3.8 (Java; it brings a JRE, default-jre),
 # which the replicated test cluster (local.sh start-replicated) runs.
+# pdns is PowerDNS with the geoip backend (LUA country()) and gsqlite3, the
+# backend whose zones the API can change (the steering push tests); its probe
+# is the gsqlite3 schema they load with the sqlite3 client.
 set -euo pipefail
 
 declare -A pkgs=(
@@ -11,6 +14,8 @@ declare -A pkgs=(
 	[chromium]="chromium"
 	[wrk]="wrk"
 	[zookeeper]="zookeeper"
+	[pdns]="pdns-server pdns-backend-bind pdns-backend-geoip pdns-backend-sqlite3 sqlite3"
+	[haproxy]="haproxy"
 )
 # A command, or a file (a path) whose presence means the package is there.
 declare -A probe=(
@@ -18,6 +23,8 @@ declare -A probe=(
 	[chromium]="chromium"
 	[wrk]="wrk"
 	[zookeeper]="/usr/share/java/zookeeper.jar"
+	[pdns]="/usr/share/doc/pdns-backend-sqlite3/schema.sqlite3.sql"
+	[haproxy]="haproxy"
 )
 
 present() {

@@ -57,8 +57,10 @@ type Config struct {
 	Heartbeats   Heartbeats
 	// Readers and Decisions turn on GET /v1/steering (404 without them):
 	// the last published steering decisions, for steering-reader tokens.
-	Readers   Readers
-	Decisions Decisions
+	// SteeringPolicy adds GET /v1/steering/export (404 without it).
+	Readers        Readers
+	Decisions      Decisions
+	SteeringPolicy Policies
 }
 
 // New returns the collector's HTTP handler.
@@ -85,6 +87,7 @@ func New(cfg Config) http.Handler {
 	mux.Handle("/v1/beacon", newBeaconHandler(cfg))
 	if cfg.Readers != nil && cfg.Decisions != nil {
 		mux.Handle("GET /v1/steering", &steeringHandler{cfg: cfg, cacheFor: 2 * time.Second})
+		mux.Handle("GET /v1/steering/export", newSteeringExportHandler(cfg))
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))

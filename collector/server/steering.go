@@ -72,6 +72,13 @@ func (h *steeringHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
+	writeTagged(w, r, append(body, '\n'), "application/json")
+}
+
+// writeTagged writes body with its hash as ETag, or 304 to a reader that
+// has it already, so routers polling with If-None-Match get 304 until a
+// new decision changes the document.
+func writeTagged(w http.ResponseWriter, r *http.Request, body []byte, contentType string) {
 	sum := sha256.Sum256(body)
 	etag := `"` + hex.EncodeToString(sum[:12]) + `"`
 	w.Header().Set("ETag", etag)
@@ -80,8 +87,8 @@ func (h *steeringHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(append(body, '\n'))
+	w.Header().Set("Content-Type", contentType)
+	w.Write(body)
 }
 
 // authorize lets in steering-reader tokens only; an agent's token is

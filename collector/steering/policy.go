@@ -41,6 +41,8 @@ type Pool struct {
 	// name and members; zero where the file left them out. Knobs() is the
 	// merged view the engine uses.
 	Overrides Knobs `yaml:",inline"`
+	// Routers get the pool's decisions pushed after each step (routers.go).
+	Routers []Router `yaml:"routers"`
 
 	knobs Knobs
 }
@@ -226,6 +228,7 @@ func (p *Policy) validate(doc *yamlconf.Doc) []error {
 	seen := map[string]int{}
 	for i := range p.Pools {
 		errs = append(errs, p.validatePool(doc, i, seen)...)
+		errs = append(errs, p.validateRouters(doc, i)...)
 	}
 	return errs
 }

@@ -66,9 +66,13 @@ func LoadPolicy(ctx context.Context, conn driver.Conn) (*Policy, uint64, string,
 // database (`meridian serve --steering` on one collector, or `meridian
 // steering run`); it starts from the last published decisions.
 type Runner struct {
-	Conn          driver.Conn
-	AgentCountry  func(ctx context.Context) (map[string]string, error)
-	Logf          func(format string, args ...any)
+	Conn         driver.Conn
+	AgentCountry func(ctx context.Context) (map[string]string, error)
+	Logf         func(format string, args ...any)
+	// Pusher, if set, sends each published decision to its pool's routers.
+	// A failed push is logged, recorded and retried at later steps; it
+	// never fails the step nor changes what was published.
+	Pusher        *Pusher
 	engine        *Engine
 	policyVersion uint64
 }
@@ -108,6 +112,9 @@ func (r *Runner) Step(ctx context.Context, now time.Time) ([]*Decision, error) {
 		}
 		if err := Publish(ctx, r.Conn, d, r.engine.State(), version); err != nil {
 			return out, err
+		}
+		if r.Pusher != nil {
+			r.Pusher.Sync(ctx, now, d, pool, p.Regions) //nolint:errcheck // the Pusher logs and records its failures
 		}
 		out = append(out, d)
 	}

@@ -19,7 +19,7 @@ var RetentionTables = map[string][]string{
 	"beacons":    {"rum_pageviews", "rum_cdn"},
 	"rollups":    {"results_1m", "rum_pageviews_1m"},
 	"heartbeats": {"agent_heartbeats"},
-	"steering":   {"steering_history"},
+	"steering":   {"steering_history", "steering_pushes"},
 }
 
 // RetentionGroups lists RetentionTables' keys in a stable order.

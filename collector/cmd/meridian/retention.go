@@ -23,7 +23,7 @@ var retentionUsage = map[string]string{
 	"beacons":    "keep RUM beacons (rum_pageviews, rum_cdn) this long, or off",
 	"rollups":    "keep the per-minute rollups (results_1m, rum_pageviews_1m) this long, or off",
 	"heartbeats": "keep agent heartbeats this long, or off",
-	"steering":   "keep published steering decisions this long, or off",
+	"steering":   "keep published steering decisions and router pushes this long, or off",
 }
 
 // retentionFlags are the windows, named prefix+group (serve prefixes them

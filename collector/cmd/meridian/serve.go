@@ -15,6 +15,7 @@ import (
 
 	"github.com/meridian-net/meridian/collector/server"
 	"github.com/meridian-net/meridian/collector/steering"
+	"github.com/meridian-net/meridian/collector/steering/export"
 	"github.com/meridian-net/meridian/collector/store"
 )
 
@@ -70,6 +71,10 @@ func serve(c *cli.Context) error {
 		Logger:       logger,
 		Readers:      store.NewTokenCache(conn),
 		Decisions:    func(ctx context.Context) (*steering.Published, error) { return steering.Latest(ctx, conn) },
+		SteeringPolicy: func(ctx context.Context) (*steering.Policy, error) {
+			p, _, _, err := steering.LoadPolicy(ctx, conn)
+			return p, err
+		},
 	}
 	if c.Bool("steering") {
 		r := &steering.Runner{
@@ -77,6 +82,7 @@ func serve(c *cli.Context) error {
 			AgentCountry: func(ctx context.Context) (map[string]string, error) { return store.AgentCountries(ctx, conn) },
 			Logf:         func(format string, args ...any) { logger.Info(fmt.Sprintf(format, args...)) },
 		}
+		r.Pusher = &steering.Pusher{Conn: conn, Render: export.Renderers, Logf: r.Logf}
 		go r.Run(c.Context, c.Duration("steering-every"))
 	}
 	closeBeacons, err := setupBeacons(c, conn, store.WriterOptions{

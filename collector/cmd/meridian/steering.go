@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -18,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/meridian-net/meridian/collector/steering"
+	"github.com/meridian-net/meridian/collector/steering/export"
 	"github.com/meridian-net/meridian/collector/store"
 	"github.com/meridian-net/meridian/internal/cliutil"
 )
@@ -45,7 +44,11 @@ func steeringCommand() *cli.Command {
 				Usage: "print one pool's decision for a router or a script",
 				Flags: append(clickhouseFlags(),
 					&cli.StringFlag{Name: "pool", Required: true, Usage: "pool `P`"},
-					&cli.StringFlag{Name: "format", Value: "json", Usage: "json (the /v1/steering feed document) or csv"},
+					&cli.StringFlag{Name: "format", Value: "json", Usage: "`F`: " + strings.Join(export.Formats, ", ") + " (json is the /v1/steering feed document)"},
+					&cli.StringFlag{Name: "scope", Usage: "haproxy: the scope `S` this proxy applies (default global)"},
+					&cli.StringFlag{Name: "backend", Usage: "haproxy: the backend `B` whose servers are the members (default the pool's name)"},
+					&cli.StringSliceFlag{Name: "server", Usage: "haproxy: `MEMBER=SERVER`, a member's server name when it differs (repeat per member)"},
+					&cli.StringFlag{Name: "hosted-zone-id", Usage: "route53: the hosted zone `Z` holding the pool's dns_name (its alias records point there)"},
 					freshFlag()),
 				Action: steeringExport,
 			},
@@ -128,6 +131,7 @@ func steeringPolicyCommand() *cli.Command {
 type decisions struct {
 	policy *steering.Policy
 	byPool map[string]*steering.Decision
+	conn   driver.Conn
 }
 
 // loadDecisions reads the last published decisions of pool (all pools when
@@ -148,7 +152,7 @@ func loadDecisions(c *cli.Context, conn driver.Conn, pool string) (*decisions, e
 	if err != nil {
 		return nil, err
 	}
-	ds := &decisions{policy: p, byPool: last.Decisions}
+	ds := &decisions{policy: p, byPool: last.Decisions, conn: conn}
 	if c.Bool("fresh") {
 		if ds.byPool, err = compute(c, conn, p, last.State, pools); err != nil {
 			return nil, err
@@ -264,8 +268,39 @@ func steeringShow(c *cli.Context) error {
 					ms(m.ScoreMs, "-"), m.Samples, sd.Rule, fallback)
 			}
 		}
-		return tw.Flush()
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		return showPushes(c, ds, slices.Compact(pools))
 	})
+}
+
+// showPushes prints one line per router of the pools: its last push.
+func showPushes(c *cli.Context, ds *decisions, pools []string) error {
+	last, err := steering.LastPushes(c.Context, ds.conn, pools...)
+	if err != nil {
+		return err
+	}
+	for _, name := range pools {
+		pool, ok := ds.policy.Pool(name)
+		if !ok {
+			continue
+		}
+		for _, r := range pool.Routers {
+			line := "never pushed"
+			for _, p := range last {
+				if p.Pool != name || p.Router != r.Name {
+					continue
+				}
+				at := p.At.Format("2006-01-02 15:04:05 UTC")
+				if line = fmt.Sprintf("ok %s (%d attempts)", at, p.Attempts); !p.OK {
+					line = fmt.Sprintf("FAILED %s (%d attempts): %s", at, p.Attempts, p.Error)
+				}
+			}
+			fmt.Fprintf(c.App.Writer, "router %s/%s (%s %s): %s\n", name, r.Name, r.Kind, r.Target(), line)
+		}
+	}
+	return nil
 }
 
 // ms formats a figure in milliseconds; none when it does not exist.
@@ -276,34 +311,40 @@ func ms(v float64, none string) string {
 	return strconv.FormatFloat(v, 'f', 1, 64)
 }
 
+// steeringExport renders one pool's decision through collector/steering/export,
+// as GET /v1/steering/export does.
 func steeringExport(c *cli.Context) error {
-	switch f := c.String("format"); f {
-	case "json", "csv":
-	case "pdns-lua", "route53", "ns1", "cloudflare", "haproxy":
-		return cliutil.UsageError("steering export: format %s is not implemented yet: use --format json or csv", f)
-	default:
-		return cliutil.UsageError("steering export: unknown format %q: use --format json or csv (the router formats pdns-lua, route53, ns1, cloudflare and haproxy are not implemented yet)", f)
+	format := c.String("format")
+	if !export.Known(format) {
+		return cliutil.UsageError("steering export: unknown format %q: use one of %s", format, strings.Join(export.Formats, ", "))
+	}
+	opts := export.Options{Scope: c.String("scope"), Backend: c.String("backend"), HostedZoneID: c.String("hosted-zone-id")}
+	for _, kv := range c.StringSlice("server") {
+		member, server, ok := strings.Cut(kv, "=")
+		if !ok || member == "" || server == "" {
+			return cliutil.UsageError("steering export: --server %q must be MEMBER=SERVER, such as --server cdn-a=cdn_a_1", kv)
+		}
+		if opts.Servers == nil {
+			opts.Servers = map[string]string{}
+		}
+		opts.Servers[member] = server
 	}
 	return withDecisions(c, func(ds *decisions) error {
 		d := ds.byPool[c.String("pool")]
-		if c.String("format") == "json" {
-			b, err := json.MarshalIndent(steering.Feed{Version: steering.FeedVersion, Pools: []*steering.Decision{d}}, "", "  ")
-			if err != nil {
-				return fmt.Errorf("cannot encode the decision of pool %s: %w", d.Pool, err)
-			}
-			_, err = fmt.Fprintf(c.App.Writer, "%s\n", b)
+		pool, ok := ds.policy.Pool(d.Pool)
+		if !ok {
+			return fmt.Errorf("cannot export pool %s: the policy no longer has it", d.Pool)
+		}
+		b, err := export.Render(format, d, pool, ds.policy.Regions, opts)
+		var oe *export.OptionError
+		if errors.As(err, &oe) {
+			return cliutil.UsageError("steering export: %v", err)
+		}
+		if err != nil {
 			return err
 		}
-		w := csv.NewWriter(c.App.Writer)
-		w.Write([]string{"pool", "scope", "member", "weight", "state", "score_ms", "samples", "rule"})
-		for _, sd := range d.Scopes {
-			for _, m := range sd.Members {
-				w.Write([]string{d.Pool, sd.Scope, m.Name, strconv.Itoa(m.Weight), m.State, ms(m.ScoreMs, ""),
-					strconv.FormatUint(m.Samples, 10), sd.Rule})
-			}
-		}
-		w.Flush()
-		return w.Error()
+		_, err = c.App.Writer.Write(b)
+		return err
 	})
 }
 
@@ -338,6 +379,7 @@ func steeringRun(c *cli.Context) error {
 			fmt.Fprintf(c.App.ErrWriter, time.Now().UTC().Format(time.DateTime)+" "+format+"\n", args...)
 		},
 	}
+	r.Pusher = &steering.Pusher{Conn: conn, Render: export.Renderers, Logf: r.Logf}
 	r.Run(c.Context, c.Duration("every"))
 	return nil
 }

@@ -179,6 +179,7 @@ func TestSteeringDecisions(t *testing.T) {
 	if err != nil || len(recs) < 5 || strings.Join(recs[0], ",") != "pool,scope,member,weight,state,score_ms,samples,rule" {
 		t.Errorf("export --format csv: err %v, records %q", err, recs)
 	}
+	testSteeringExportFormats(t, o)
 	if out := mustRun(t, o, "steering", "explain", "--pool", "www", "--scope", "country:BR"); !strings.Contains(out, "scope country:BR") {
 		t.Errorf("explain: got\n%s", out)
 	}
@@ -190,8 +191,11 @@ func TestSteeringDecisions(t *testing.T) {
 		{[]string{"steering", "show", "--pool", "nope"}, "www"},
 		{[]string{"steering", "show", "--pool", "www", "--scope", "country:DE"}, "country:BR"},
 		{[]string{"steering", "explain", "--pool", "www", "--scope", "country:DE"}, "country:BR"},
-		{[]string{"steering", "export", "--pool", "www", "--format", "route53"}, "not implemented"},
-		{[]string{"steering", "export", "--pool", "www", "--format", "yaml"}, "haproxy"},
+		{[]string{"steering", "export", "--pool", "www", "--format", "route53"}, "--hosted-zone-id"},
+		{[]string{"steering", "export", "--pool", "www", "--format", "yaml"}, "pdns-lua, pdns-api, route53, ns1, cloudflare, haproxy"},
+		{[]string{"steering", "export", "--pool", "www", "--format", "haproxy", "--scope", "country:DE"}, "country:BR"},
+		{[]string{"steering", "export", "--pool", "www", "--format", "haproxy", "--server", "cdn-a"}, "MEMBER=SERVER"},
+		{[]string{"steering", "export", "--pool", "www", "--format", "haproxy", "--server", "cdn-z=z"}, "cdn-z"},
 	} {
 		if out, code := meridian(t, o, tc.args...); code != 2 || !strings.Contains(out, tc.want) {
 			t.Errorf("meridian %s: exit %d, %q; want exit 2 mentioning %q", strings.Join(tc.args, " "), code, out, tc.want)
@@ -215,5 +219,29 @@ func TestSteeringRun(t *testing.T) {
 	last, err := steering.Latest(context.Background(), conn, "www")
 	if err != nil || last.Decisions["www"] == nil {
 		t.Errorf("after steering run: no decision for www (err %v)", err)
+	}
+}
+
+// testSteeringExportFormats: every router format renders the published
+// decision with the policy's addresses and the options given.
+func testSteeringExportFormats(t *testing.T, o store.Options) {
+	t.Helper()
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--format", "pdns-lua"}, []string{"www.shop.example. 30 IN LUA A \";if country('BR') and asnum(28573) then return pickwhashed({{", "end if country('BR') then return pickwhashed(", "'192.0.2.20'}"}},
+		{[]string{"--format", "pdns-api"}, []string{`"changetype": "REPLACE"`, `"type": "LUA"`}},
+		{[]string{"--format", "route53", "--hosted-zone-id", "Z123"}, []string{`"HostedZoneId": "Z123"`, `"SetIdentifier": "meridian-www-BR-cdn-a"`}},
+		{[]string{"--format", "ns1"}, []string{`"www-BR-cdn-b": {`}},
+		{[]string{"--format", "cloudflare"}, []string{`"name": "www-BR"`, `"address": "192.0.2.10"`}},
+		{[]string{"--format", "haproxy", "--scope", "country:BR", "--backend", "be", "--server", "cdn-b=b1"}, []string{"set server be/cdn-a weight ", "set server be/b1 state ready"}},
+	} {
+		out := mustRun(t, o, append([]string{"steering", "export", "--pool", "www"}, tc.args...)...)
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("steering export %s: output lacks %q:\n%s", strings.Join(tc.args, " "), w, out)
+			}
+		}
 	}
 }
