@@ -245,3 +245,29 @@ func testSteeringExportFormats(t *testing.T, o store.Options) {
 		}
 	}
 }
+
+// TestSteeringRunPushes: `steering run` pushes to the pool's routers; a
+// router that cannot be reached fails loudly (a logged error, a failed
+// push in `steering show`) and the decision is published all the same.
+func TestSteeringRunPushes(t *testing.T) {
+	o, conn := chtest.New(t)
+	sock := filepath.Join(t.TempDir(), "no-haproxy.sock")
+	policy := minimalPolicy + "    routers: [{name: edge, kind: haproxy, runtime: \"unix:" + sock + "\", backend: be_www, servers: {cdn-a: s1, cdn-b: s2}}]\n"
+	mustRun(t, o, "steering", "policy", "set", "--file", writeFile(t, "steering.yml", policy))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	if err := run(ctx, []string{"meridian", "steering", "run", "--every", "1h", "--clickhouse", o.Addr, "--database", o.Database}, &out, &out); err != nil {
+		t.Fatalf("steering run: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "edge") || !strings.Contains(out.String(), "no-haproxy.sock") {
+		t.Errorf("steering run: want the failed push to router edge logged, got %q", out.String())
+	}
+	if last, err := steering.Latest(context.Background(), conn, "www"); err != nil || last.Decisions["www"] == nil {
+		t.Errorf("a failed push: no decision for www (err %v), want it published all the same", err)
+	}
+	show := mustRun(t, o, "steering", "show", "--pool", "www")
+	if !strings.Contains(show, "router www/edge (haproxy unix:"+sock+"): FAILED") {
+		t.Errorf("steering show: want a FAILED line for router edge, got\n%s", show)
+	}
+}
