@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // Formats lists the output formats Write accepts.
@@ -36,6 +36,8 @@ func cell(v any) string {
 		return strconv.FormatFloat(v, 'f', -1, 64)
 	case string:
 		return v
+	case time.Time:
+		return v.Format(time.RFC3339)
 	default:
 		return fmt.Sprint(v)
 	}
@@ -86,5 +88,3 @@ func writeJSON(w io.Writer, t *Table) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
 }
-
-func sortStrings(s []string) { sort.Strings(s) }

@@ -1,14 +1,17 @@
--- latency: total time quantiles of successful results, and failure counts,
--- per group over the last --since. {{.By}} is a list of whitelisted columns
--- (see Dimensions in query.go); every value is a bound parameter.
--- FINAL folds replayed results (same id) so they count once.
-SELECT
-    {{.By}},
-    count() AS n,
-    countIf(ok = 0) AS failed,
-    quantilesIf(0.5, 0.95, 0.99)(assumeNotNull(total_ms), ok = 1 AND isNotNull(total_ms)) AS q
-FROM results FINAL
-WHERE ts >= toDateTime(?) AND ts <= toDateTime(?)
-{{- if .Kind}} AND kind = ?{{end}}
-GROUP BY {{.By}}
-ORDER BY {{.By}}
+-- latency: total-time quantiles (p50/p95/p99) and failures of agent results per group
+-- Successful results with a total time are in the quantiles; n counts every
+-- result. FINAL folds replayed results (same id) so they count once.
+-- Grouping expressions are whitelisted (query/registry.go); values are bound.
+SELECT {{.Group}}, n, failed, q[1] AS p50_ms, q[2] AS p95_ms, q[3] AS p99_ms
+FROM
+(
+    SELECT
+        {{.Dims}},
+        count() AS n,
+        countIf(ok = 0) AS failed,
+        quantilesIf(0.5, 0.95, 0.99)(assumeNotNull(total_ms), ok = 1 AND isNotNull(total_ms)) AS q
+    FROM results FINAL
+    WHERE ts >= {{.From}} AND ts <= {{.To}}{{.Where}}
+    GROUP BY {{.Group}}
+)
+ORDER BY {{.Group}}

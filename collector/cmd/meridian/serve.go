@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"sort"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -117,5 +116,3 @@ func serve(c *cli.Context) error {
 	}
 	return nil
 }
-
-func sortedStrings(s []string) []string { sort.Strings(s); return s }
