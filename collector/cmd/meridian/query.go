@@ -57,6 +57,8 @@ func namedQueryCommand(q query.Query) *cli.Command {
 		&cli.StringFlag{Name: "format", Value: "table", Usage: "table, csv or json"},
 		&cli.BoolFlag{Name: "raw", Usage: "read the raw rows (exact, replays folded) even over a long window"},
 		&cli.BoolFlag{Name: "rollup", Usage: "read the per-minute rollup (fast over long windows; whole minutes; a replayed row counts again) or fail saying why not"},
+		&cli.StringFlag{Name: "svg", Usage: "also draw `FILE`.svg: a heatmap of the first two groupings (latency-map: a world map, and FILE-heatmap.svg of country × member)"},
+		&cli.StringFlag{Name: "png", Usage: "the same as a PNG `FILE`"},
 	)
 	for _, f := range query.Filters {
 		flags = append(flags, &cli.StringFlag{Name: f, Usage: "only rows whose " + f + " is this"})
@@ -92,7 +94,14 @@ func namedQueryCommand(q query.Query) *cli.Command {
 				}
 				return err
 			}
-			return query.Write(c.App.Writer, t, c.String("format"))
+			if err := query.Write(c.App.Writer, t, c.String("format")); err != nil {
+				return err
+			}
+			wrote, err := drawPictures(ctx, conn, q.Name, o, t, map[string]string{"svg": c.String("svg"), "png": c.String("png")})
+			for _, f := range wrote {
+				fmt.Fprintf(c.App.ErrWriter, "wrote %s\n", f)
+			}
+			return err
 		},
 	}
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +52,20 @@ func TestQueryCommands(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("query latency-map: want %q in:\n%s", want, out)
 		}
+	}
+	dir := t.TempDir()
+	mustRun(t, o, "query", "latency-map", "--since", "1h", "--svg", filepath.Join(dir, "map.svg"), "--png", filepath.Join(dir, "map.png"))
+	for _, f := range []string{"map.svg", "map-heatmap.svg", "map.png", "map-heatmap.png"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil || len(b) < 1000 {
+			t.Errorf("query latency-map --svg/--png: %s: %d bytes (%v), want a picture", f, len(b), err)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "map-heatmap.svg")); !bytes.Contains(b, []byte("cdn-a")) || !bytes.Contains(b, []byte("BR")) {
+		t.Errorf("the heatmap does not name cdn-a and BR")
+	}
+	if _, code := meridian(t, o, "query", "fleet", "--svg", filepath.Join(dir, "fleet.svg")); code != 1 {
+		t.Errorf("query fleet --svg: exit %d, want 1 (no latency column to draw)", code)
 	}
 	from := time.Unix(ts, 0).Add(-time.Minute).UTC().Format(time.RFC3339)
 	to := time.Unix(ts, 0).Add(time.Minute).UTC().Format(time.RFC3339)
