@@ -106,12 +106,17 @@ Meridian is running (Ctrl-C stops it):
   ClickHouse     $MERIDIAN_CLICKHOUSE, database $MERIDIAN_DATABASE
                  clickhouse-client --port ${MERIDIAN_CLICKHOUSE##*:} -d $MERIDIAN_DATABASE
   logs           $var/{collector,agent,demo}.log
-  query          MERIDIAN_CLICKHOUSE=$MERIDIAN_CLICKHOUSE $bin/meridian query latency --since 1h
+  query          MERIDIAN_CLICKHOUSE=$MERIDIAN_CLICKHOUSE $bin/meridian query list
+                 … query latency-map --since 1h --svg map.svg   (world map + heatmap)
+  pictures       $var/latency-map.svg, $var/latency-map-heatmap.svg (rewritten every 30 s)
 
 MSG
 while true; do
 	date '+latency over the last hour, %H:%M:%S'
 	"$bin/meridian" query latency --since 1h --by region,check
+	echo
+	echo "latency map (country × member; picture: $var/latency-map.svg, $var/latency-map-heatmap.svg):"
+	"$bin/meridian" query latency-map --since 1h --by country,member --svg "$var/latency-map.svg" 2>/dev/null || true
 	echo
 	echo "steering weights (pool demo):"
 	"$bin/meridian" steering show --pool demo 2>&1 || true
