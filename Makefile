@@ -30,6 +30,7 @@ bench:
 	MERIDIAN_BENCH=1 go test -count=1 -v -timeout 20m -run '^TestAgentFootprint$$' ./e2e/ | grep -v '^[=-]\|\[agent\]'
 	MERIDIAN_BENCH=1 go test -count=1 -v -timeout 20m -run '^TestBeaconIngestBench$$' ./e2e/ | grep -v '^[=-]\|\[collector\]'
 	MERIDIAN_BENCH=1 go test -count=1 -v -timeout 20m -run '^TestSteeringBench$$' ./collector/steering/ | grep 'BENCH\|FAIL'
+	MERIDIAN_BENCH=1 go test -count=1 -v -timeout 30m -run '^TestQueryBench$$' ./query/ | grep 'BENCH\|inserted\|FAIL'
 
 ## lint: formatting, vet, staticcheck
 lint:
