@@ -22,7 +22,8 @@ import (
 // (default 50 million) generated rows spread over the last 24 hours, half
 // RUM probe fetches and half agent results, on the 18.16 server: wall time
 // and rows/s as ClickHouse reports them, with FINAL (exact: a replay counts
-// once) and the same SQL without it, side by side; latency over its rollup.
+// once) and the same SQL without it, side by side; latency-map and latency
+// over their rollups.
 func TestQueryBench(t *testing.T) {
 	if os.Getenv("MERIDIAN_BENCH") == "" {
 		t.Skip("a benchmark, not a test: run with MERIDIAN_BENCH=1 (make bench)")
@@ -90,7 +91,8 @@ FROM numbers(%d)`, now.Unix(), half),
 		name string
 		o    query.Options
 	}{
-		{"latency-map", query.Options{Since: 24 * time.Hour, By: []string{"country", "member"}, Now: now.Add(time.Second)}},
+		{"latency-map", query.Options{Since: 24 * time.Hour, Raw: true, By: []string{"country", "member"}, Now: now.Add(time.Second)}},
+		{"latency-map", query.Options{Since: 24 * time.Hour, Rollup: true, By: []string{"country", "member"}, Now: now.Add(time.Second)}},
 		{"latency", query.Options{Since: 24 * time.Hour, Raw: true, Now: now.Add(time.Second)}},
 		{"latency", query.Options{Since: 24 * time.Hour, Rollup: true, Now: now.Add(time.Second)}},
 	} {

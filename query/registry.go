@@ -16,17 +16,13 @@ var registry = map[string]*spec{
 		ts:         "ts", rollupTS: "minute",
 	},
 	"latency-map": {
-		file: "latency_map.sql",
-		dims: map[string]string{
-			"country": "x_country", "member": "x_member", "cdn": "x_member", "source": "x_source",
-			"site": "x_site", "device": "x_device", "target": "x_target", "region": "x_region",
-		},
-		filt: map[string]string{
-			"site": "x_site", "country": "x_country", "cdn": "x_member", "target": "x_target",
-			"region": "x_region", "device": "x_device", "source": "x_source",
-		},
-		defaultBy: []string{"country", "member", "source"},
-		ts:        "ts",
+		file: "latency_map.sql", rollup: "latency_map_1m.sql",
+		dims:       latencyMapDims,
+		rollupDims: latencyMapDims, // rum_cdn_1m and results_member_1m keep every dimension
+		filt:       latencyMapFilt,
+		rollupFilt: latencyMapFilt,
+		defaultBy:  []string{"country", "member", "source"},
+		ts:         "ts", rollupTS: "minute",
 		sourceAll: true,
 	},
 	"cdns": {
@@ -85,3 +81,16 @@ var registry = map[string]*spec{
 		defaultBucket: "minute",
 	},
 }
+
+// latencyMapDims and latencyMapFilt are latency-map's dimensions and
+// filters: the raw form and the rollup name the same x_ columns.
+var (
+	latencyMapDims = map[string]string{
+		"country": "x_country", "member": "x_member", "cdn": "x_member", "source": "x_source",
+		"site": "x_site", "device": "x_device", "target": "x_target", "region": "x_region",
+	}
+	latencyMapFilt = map[string]string{
+		"site": "x_site", "country": "x_country", "cdn": "x_member", "target": "x_target",
+		"region": "x_region", "device": "x_device", "source": "x_source",
+	}
+)

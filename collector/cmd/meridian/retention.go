@@ -21,7 +21,7 @@ var retentionDefaults = map[string]string{"results": "30d", "beacons": "30d", "r
 var retentionUsage = map[string]string{
 	"results":    "keep probe results (results) this long: whole days such as 30d, or off",
 	"beacons":    "keep RUM beacons (rum_pageviews, rum_cdn) this long, or off",
-	"rollups":    "keep the per-minute rollups (results_1m, rum_pageviews_1m) this long, or off",
+	"rollups":    "keep the per-minute rollups (results_1m, rum_pageviews_1m, rum_cdn_1m, results_member_1m) this long, or off",
 	"heartbeats": "keep agent heartbeats this long, or off",
 	"steering":   "keep published steering decisions and router pushes this long, or off",
 }
