@@ -363,7 +363,7 @@ func browserTLS(u *url.URL, doc *network.Response, now time.Time) *result.TLS {
 	if sd.ValidTo > 0 {
 		na := time.Unix(0, int64(float64(sd.ValidTo)*1e9)).UTC()
 		days := na.Sub(now).Hours() / 24
-		t.CertNotAfter, t.CertDaysLeft = &na, &days
+		t.CertNotAfter, t.CertDaysLeft = result.StorableTime(na), &days
 	}
 	return t
 }

@@ -605,8 +605,7 @@ func describeLeaf(info *result.TLS, leaf *x509.Certificate, now time.Time) {
 	for _, ip := range leaf.IPAddresses {
 		info.CertSANs = append(info.CertSANs, ip.String())
 	}
-	notAfter := leaf.NotAfter.UTC()
-	info.CertNotAfter = &notAfter
+	info.CertNotAfter = result.StorableTime(leaf.NotAfter)
 	days := math.Round(leaf.NotAfter.Sub(now).Hours()/24*100) / 100
 	info.CertDaysLeft = &days
 	sum := sha256.Sum256(leaf.Raw)

@@ -159,7 +159,6 @@ func (tc *tlsCheck) handshake(ctx context.Context, res *result.Result, conn net.
 func describe(st tls.ConnectionState, sni string, now time.Time) *result.TLS {
 	leaf := st.PeerCertificates[0]
 	sum := sha256.Sum256(leaf.Raw)
-	notAfter := leaf.NotAfter.UTC()
 	days := math.Round(leaf.NotAfter.Sub(now).Hours()/24*100) / 100
 	stapled := len(st.OCSPResponse) > 0
 	sans := slices.Clone(leaf.DNSNames)
@@ -170,7 +169,7 @@ func describe(st tls.ConnectionState, sni string, now time.Time) *result.TLS {
 		TLSVersion: tls.VersionName(st.Version), TLSCipher: tls.CipherSuiteName(st.CipherSuite),
 		TLSALPN: st.NegotiatedProtocol, TLSSNI: sni,
 		CertSubject: leaf.Subject.String(), CertIssuer: leaf.Issuer.String(), CertSANs: sans,
-		CertNotAfter: &notAfter, CertDaysLeft: &days, CertSHA256: hex.EncodeToString(sum[:]),
+		CertNotAfter: result.StorableTime(leaf.NotAfter), CertDaysLeft: &days, CertSHA256: hex.EncodeToString(sum[:]),
 		OCSPStapled: &stapled,
 	}
 }

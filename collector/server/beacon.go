@@ -347,9 +347,15 @@ func isSiteKey(s string) bool {
 }
 
 // Bounds a value must stay within; the script stays far inside them.
+// rum-js/BEACON.md ("Ranges") lists every field's range and column: a value
+// the decoder takes is stored as sent, never clamped or wrapped.
 const (
 	maxMs        = 1e7 // ms, about 2.8 hours
 	maxCLS       = 1000
+	maxByteCount = 1<<53 - 1 // JavaScript's Number.MAX_SAFE_INTEGER; Int64 columns
+	maxCount     = math.MaxUint32
+	minStatus    = 100 // an HTTP status (UInt16 column)
+	maxStatus    = 599
 	maxURLBytes  = 4096 // 1024 UTF-16 units, at most 3 bytes each, with room
 	maxHosts     = 20
 	maxTimings   = 10
@@ -396,8 +402,8 @@ func (c *checker) ms(f field, v *float64) {
 }
 
 func (c *checker) bytes(f field, v *int64) {
-	if v != nil && *v < 0 {
-		c.fail(f, "want a non-negative integer, got %d", *v)
+	if v != nil && (*v < 0 || *v > maxByteCount) {
+		c.fail(f, "want a byte count in [0, %d], got %d", int64(maxByteCount), *v)
 	}
 }
 
@@ -479,8 +485,8 @@ func validateLists(c *checker, b *store.Beacon) {
 		at := func(name string) field { return field{list: "hosts", i: i, name: name} }
 		c.str(at("host"), h.Host, true, maxNameBytes)
 		c.str(at("cdn"), h.CDN, false, 64)
-		if h.Count < 1 || h.Count > math.MaxUint32 {
-			c.fail(at("count"), "want a request count ≥ 1, got %d", h.Count)
+		if h.Count < 1 || h.Count > maxCount {
+			c.fail(at("count"), "want a request count in [1, %d], got %d", int64(maxCount), h.Count)
 		}
 		if h.MedianMs == nil {
 			c.fail(at("median_ms"), "missing")
@@ -525,8 +531,8 @@ func validateFetch(c *checker, at field, f *store.ProbeFetch) {
 		c.fail(whole, "holds both error and timings; want one or the other")
 	case !f.Error && f.Status != 0:
 		c.fail(at.named("status"), "only with error: true")
-	case f.Error && f.Status != 0 && (f.Status < 100 || f.Status > 999):
-		c.fail(at.named("status"), "want an HTTP status, got %d", f.Status)
+	case f.Error && f.Status != 0 && (f.Status < minStatus || f.Status > maxStatus):
+		c.fail(at.named("status"), "want an HTTP status in [%d, %d], got %d", minStatus, maxStatus, f.Status)
 	case !f.Error && f.DurationMs == nil:
 		c.fail(at.named("duration_ms"), "missing")
 	}

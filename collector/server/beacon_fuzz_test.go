@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/meridian-net/meridian/collector/server"
@@ -27,7 +28,8 @@ func (discard) Write(context.Context, []store.BeaconRow) error { return nil }
 
 // FuzzBeacon feeds arbitrary bodies to the decoder and to the handler: no
 // input may panic, anything the decoder refuses is a 4xx, and what it takes
-// survives a round trip through JSON unchanged.
+// survives a round trip through JSON unchanged and is within every declared
+// range (beaconOutOfRange).
 func FuzzBeacon(f *testing.F) {
 	f.Add(docBeacon(f, "mrs_fuzz"))
 	f.Add(minimalBeacon("mrs_fuzz", "00000000-0000-4000-8000-000000000000", true))
@@ -36,12 +38,20 @@ func FuzzBeacon(f *testing.F) {
 	f.Add([]byte(`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[`))
 	f.Add([]byte("\xff\xfe{\"v\":1}"))
 	f.Add([]byte(`{"v":1e400}`))
+	// One edit per boundary of a declared range, both sides.
+	good := compactDocBeacon(f)
+	for _, e := range beaconBoundaries {
+		f.Add([]byte(strings.Replace(good, e.from, e.to, 1)))
+	}
 
 	sites := fakeSites{site: store.Site{Key: "mrs_fuzz", Origins: []string{"https://shop.example"}}}
 	h := server.New(server.Config{Sites: sites, Beacons: discard{}})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		b, err := server.DecodeBeacon(body)
 		if err == nil {
+			if bad := beaconOutOfRange(b); bad != "" {
+				t.Fatalf("accepted %q with out-of-range %s", body, bad)
+			}
 			again, err := json.Marshal(b)
 			if err != nil {
 				t.Fatalf("cannot re-encode an accepted beacon: %v", err)

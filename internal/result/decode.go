@@ -8,7 +8,13 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
+	"unicode/utf8"
 )
+
+// clock is the decoder's clock (the collector's), for CheckClock; tests
+// replace it.
+var clock = time.Now
 
 // LineError says which NDJSON line of a batch is wrong and why.
 type LineError struct {
@@ -24,13 +30,15 @@ const MaxLineBytes = 256 << 10
 
 // DecodeNDJSON reads one result per line, strictly: unknown fields, wrong
 // types, trailing data and invalid results are errors naming the line and
-// field. Blank lines are skipped. It decodes everything or returns an error
+// field. Every value must be within its declared range (ranges.go) and ts
+// at most MaxFutureSkew ahead of the decoder's clock. Blank lines are skipped. It decodes everything or returns an error
 // and no results, so a bad batch is never half-accepted.
 func DecodeNDJSON(r io.Reader) ([]Result, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), MaxLineBytes)
 	var out []Result
 	line := 0
+	now := clock()
 	for sc.Scan() {
 		line++
 		b := bytes.TrimSpace(sc.Bytes())
@@ -38,7 +46,7 @@ func DecodeNDJSON(r io.Reader) ([]Result, error) {
 			continue
 		}
 		var res Result
-		if err := Unmarshal(b, &res); err != nil {
+		if err := unmarshalAt(b, &res, now); err != nil {
 			return nil, &LineError{Line: line, Err: err}
 		}
 		out = append(out, res)
@@ -52,8 +60,18 @@ func DecodeNDJSON(r io.Reader) ([]Result, error) {
 	return out, nil
 }
 
-// Unmarshal decodes and validates one result.
+// Unmarshal decodes and validates one result, as DecodeNDJSON does each
+// line: strictly, within the declared ranges and the clock window.
 func Unmarshal(b []byte, res *Result) error {
+	return unmarshalAt(b, res, clock())
+}
+
+func unmarshalAt(b []byte, res *Result, now time.Time) error {
+	// encoding/json would silently replace invalid UTF-8 with U+FFFD: a
+	// string must be stored byte for byte or refused.
+	if !utf8.Valid(b) {
+		return fmt.Errorf("invalid UTF-8 at byte %d: strings must be UTF-8", invalidUTF8At(b))
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(res); err != nil {
@@ -62,13 +80,27 @@ func Unmarshal(b []byte, res *Result) error {
 	if dec.More() {
 		return errors.New("trailing data after the JSON object (one result per line)")
 	}
-	return res.Validate()
+	if err := res.Validate(); err != nil {
+		return err
+	}
+	return res.CheckClock(now)
+}
+
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return len(b)
 }
 
 func describeJSONError(err error) error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		return fmt.Errorf("field %q: cannot use JSON %s as %s", te.Field, te.Value, te.Type)
+		return fmt.Errorf("field %q: cannot use JSON %s as %s", wireField(te.Field), te.Value, te.Type)
 	}
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
@@ -81,6 +113,15 @@ func describeJSONError(err error) error {
 		return fmt.Errorf("field \"ts\": %v", err)
 	}
 	return err
+}
+
+// wireField drops the Go names of embedded structs ("DNS.ttl" is "ttl" on
+// the wire: the groups are flattened).
+func wireField(f string) string {
+	for _, g := range []string{"HTTP.", "TLS.", "DNS.", "ICMP.", "Browser.", "Host."} {
+		f = strings.TrimPrefix(f, g)
+	}
+	return f
 }
 
 // AppendNDJSON appends res as one JSON line to buf.

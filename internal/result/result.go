@@ -178,8 +178,10 @@ func Ms(d time.Duration) *float64 {
 	return &v
 }
 
-// Validate checks what the collector needs from every result. It names the
-// offending field so a rejected batch says exactly what to fix.
+// Validate checks what the collector needs from every result, including the
+// declared range of every numeric and time field (ranges.go, RANGES.md). It
+// names the offending field so a rejected batch says exactly what to fix. It
+// reads no clock: the decoders add CheckClock.
 func (r *Result) Validate() error {
 	switch {
 	case r.V != Version:
@@ -199,14 +201,8 @@ func (r *Result) Validate() error {
 	case !r.OK && r.Error == "":
 		return fmt.Errorf("field \"error\": an error class is required when ok=false")
 	}
-	for _, p := range []struct {
-		name string
-		v    *float64
-	}{{"dns_ms", r.DNSMs}, {"connect_ms", r.ConnectMs}, {"tls_ms", r.TLSMs},
-		{"ttfb_ms", r.TTFBMs}, {"transfer_ms", r.TransferMs}, {"total_ms", r.TotalMs}} {
-		if p.v != nil && (*p.v < 0 || *p.v != *p.v) {
-			return fmt.Errorf("field %q: %v is not a duration", p.name, *p.v)
-		}
+	if err := r.checkRanges(); err != nil {
+		return err
 	}
 	return nil
 }

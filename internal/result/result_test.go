@@ -138,7 +138,7 @@ func TestDecodeNDJSONErrors(t *testing.T) {
 		{"bad kind", strings.Replace(g, `"kind":"http"`, `"kind":"smtp"`, 1), `line 1: field "kind": unknown kind "smtp"`},
 		{"bad ts", strings.Replace(g, `"ts":"2026-11-25T06:50:01.123456789Z"`, `"ts":"yesterday"`, 1), `line 1: field "ts"`},
 		{"no ts", strings.Replace(g, `"ts":"2026-11-25T06:50:01.123456789Z",`, ``, 1), `line 1: field "ts": must be set`},
-		{"negative", strings.Replace(g, `"total_ms":165`, `"total_ms":-1`, 1), `line 1: field "total_ms": -1 is not a duration`},
+		{"negative", strings.Replace(g, `"total_ms":165`, `"total_ms":-1`, 1), `line 1: field "total_ms": -1 is out of range`},
 		{"no class", strings.Replace(g, `"ok":true`, `"ok":false`, 1), `line 1: field "error": an error class is required`},
 		{"two objects", g + g, `line 1: trailing data`},
 		{"version", strings.Replace(g, `"v":1`, `"v":7`, 1), `line 1: field "v": unsupported contract version 7`},
