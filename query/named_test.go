@@ -16,9 +16,6 @@ import (
 // about is a float expected within tol (ClickHouse's quantile interpolates).
 type about struct{ v, tol float64 }
 
-// anyTime is a DateTime that must be set (its value is checked elsewhere).
-type anyTime struct{}
-
 var countries = map[string]string{"a-br": "BR", "a-us": "US"}
 
 // namedCase is one named query asked one way and the rows it must answer.
