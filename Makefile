@@ -2,10 +2,11 @@
 export PATH := /usr/local/go/bin:$(PATH)
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X github.com/meridian-net/meridian/internal/buildinfo.commit=$(COMMIT)
 BIN     := bin
 
-.PHONY: all build run test bench lint rum-js clean
+.PHONY: all build run test bench lint rum-js clean dist
 
 all: build
 
@@ -44,3 +45,15 @@ rum-js:
 
 clean:
 	rm -rf $(BIN)
+
+## dist: static, stripped binaries for linux amd64 and arm64 in dist/, the
+## version from `git describe` stamped in, and their SHA-256 sums
+dist:
+	rm -rf dist && mkdir -p dist
+	for arch in amd64 arm64; do \
+		for cmd in meridian meridian-agent; do \
+			pkg=./collector/cmd/meridian; [ $$cmd = meridian-agent ] && pkg=./agent/cmd/meridian-agent; \
+			CGO_ENABLED=0 GOOS=linux GOARCH=$$arch go build -trimpath -ldflags '$(LDFLAGS)' -o dist/$$cmd-linux-$$arch $$pkg || exit 1; \
+		done; \
+	done
+	cd dist && sha256sum meridian* > SHA256SUMS && cat SHA256SUMS

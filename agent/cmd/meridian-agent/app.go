@@ -7,6 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/meridian-net/meridian/internal/buildinfo"
 	"github.com/meridian-net/meridian/internal/cliutil"
 	"github.com/meridian-net/meridian/internal/result"
 )
@@ -28,9 +29,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func versionCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "version",
-		Usage: "print the version and the result contract version",
+		Usage: "print the version, the result contract version, the commit and the Go version",
 		Action: func(c *cli.Context) error {
-			fmt.Fprintf(c.App.Writer, "meridian-agent %s (result contract v%d)\n", version, result.Version)
+			fmt.Fprintln(c.App.Writer, buildinfo.String("meridian-agent", version, result.Version))
 			return nil
 		},
 	}

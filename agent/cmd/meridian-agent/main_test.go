@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -108,7 +109,7 @@ func TestUsageErrors(t *testing.T) {
 
 func TestVersionAndCheckConfig(t *testing.T) {
 	out, _, code := runCLI(t, context.Background(), "version")
-	if code != 0 || out != fmt.Sprintf("meridian-agent dev (result contract v%d)\n", result.Version) {
+	if code != 0 || !strings.HasPrefix(out, fmt.Sprintf("meridian-agent dev (result contract v%d, commit ", result.Version)) || !strings.Contains(out, runtime.Version()) {
 		t.Errorf("got %q exit %d", out, code)
 	}
 	out, errs, code := runCLI(t, context.Background(), "check-config", "--config", "../../testdata/local.yml")

@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/meridian-net/meridian/collector/store"
+	"github.com/meridian-net/meridian/internal/buildinfo"
 	"github.com/meridian-net/meridian/internal/cliutil"
 	"github.com/meridian-net/meridian/internal/result"
 )
@@ -48,9 +49,9 @@ func storeOptions(c *cli.Context) store.Options {
 func versionCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "version",
-		Usage: "print the version and the result contract version",
+		Usage: "print the version, the result contract version, the commit and the Go version",
 		Action: func(c *cli.Context) error {
-			_, err := fmt.Fprintf(c.App.Writer, "meridian %s (result contract v%d)\n", version, result.Version)
+			_, err := fmt.Fprintln(c.App.Writer, buildinfo.String("meridian", version, result.Version))
 			return err
 		},
 	}
