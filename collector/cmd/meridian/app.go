@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/urfave/cli/v2"
 
 	"github.com/meridian-net/meridian/collector/store"
@@ -54,5 +55,18 @@ func versionCommand() *cli.Command {
 			_, err := fmt.Fprintln(c.App.Writer, buildinfo.String("meridian", version, result.Version))
 			return err
 		},
+	}
+}
+
+// withStore opens the database the command's flags name, runs action on
+// it and closes it.
+func withStore(action func(c *cli.Context, conn driver.Conn) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		conn, err := store.Open(c.Context, storeOptions(c))
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		return action(c, conn)
 	}
 }

@@ -92,6 +92,10 @@ func TestAgentsAddCountry(t *testing.T) {
 	if len(agents) != 1 {
 		t.Errorf("a refused agents add added an agent: %v", agents)
 	}
+	list := mustRun(t, o, "agents", "list")
+	if lines := strings.Split(strings.TrimSpace(list), "\n"); len(lines) != 2 || !strings.Contains(lines[0], "country") || !strings.HasPrefix(strings.Join(strings.Fields(lines[1]), " "), "sp-1 sa-east BR ") {
+		t.Errorf("agents list: want sp-1's country BR in its row:\n%s", list)
+	}
 }
 
 func TestTokens(t *testing.T) {
