@@ -91,29 +91,21 @@ func steeringPolicyCommand() *cli.Command {
 					if err != nil {
 						return fmt.Errorf("cannot read the steering policy: %w", err)
 					}
-					conn, err := store.Open(c.Context, storeOptions(c))
-					if err != nil {
-						return err
-					}
-					defer conn.Close()
-					p, version, err := steering.SetPolicy(c.Context, conn, c.String("file"), b)
-					if err != nil {
-						return err
-					}
-					fmt.Fprintf(c.App.Writer, "steering policy v%d set: %d pools; the publisher applies it at its next step\n", version, len(p.Pools))
-					return nil
+					return withStore(func(c *cli.Context, conn driver.Conn) error {
+						p, version, err := steering.SetPolicy(c.Context, conn, c.String("file"), b)
+						if err != nil {
+							return err
+						}
+						fmt.Fprintf(c.App.Writer, "steering policy v%d set: %d pools; the publisher applies it at its next step\n", version, len(p.Pools))
+						return nil
+					})(c)
 				},
 			},
 			{
 				Name:  "show",
 				Usage: "print the stored policy",
 				Flags: clickhouseFlags(),
-				Action: func(c *cli.Context) error {
-					conn, err := store.Open(c.Context, storeOptions(c))
-					if err != nil {
-						return err
-					}
-					defer conn.Close()
+				Action: withStore(func(c *cli.Context, conn driver.Conn) error {
 					_, version, doc, err := steering.LoadPolicy(c.Context, conn)
 					if err != nil {
 						return err
@@ -121,7 +113,7 @@ func steeringPolicyCommand() *cli.Command {
 					fmt.Fprintf(c.App.ErrWriter, "# steering policy v%d, set %s\n", version, time.Unix(0, int64(version)).UTC().Format("2006-01-02 15:04:05 UTC"))
 					_, err = fmt.Fprint(c.App.Writer, doc)
 					return err
-				},
+				}),
 			},
 		},
 	}

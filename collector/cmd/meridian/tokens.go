@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/urfave/cli/v2"
 
 	"github.com/meridian-net/meridian/collector/store"
@@ -34,30 +35,22 @@ func tokensCommand() *cli.Command {
 					if !slices.Contains(store.Roles, role) {
 						return cliutil.UsageError("tokens add: unknown role %q: use --role %s", role, strings.Join(store.Roles, " or --role "))
 					}
-					conn, err := store.Open(c.Context, storeOptions(c))
-					if err != nil {
-						return err
-					}
-					defer conn.Close()
-					token, err := store.AddToken(c.Context, conn, name, role)
-					if err != nil {
-						return err
-					}
-					fmt.Fprintf(c.App.Writer, "token %s added with role %s. It is shown once; send it as Authorization: Bearer TOKEN:\n", name, role)
-					fmt.Fprintln(c.App.Writer, token)
-					return nil
+					return withStore(func(c *cli.Context, conn driver.Conn) error {
+						token, err := store.AddToken(c.Context, conn, name, role)
+						if err != nil {
+							return err
+						}
+						fmt.Fprintf(c.App.Writer, "token %s added with role %s. It is shown once; send it as Authorization: Bearer TOKEN:\n", name, role)
+						fmt.Fprintln(c.App.Writer, token)
+						return nil
+					})(c)
 				},
 			},
 			{
 				Name:  "list",
 				Usage: "list the enabled tokens (their names and roles, never the tokens)",
 				Flags: clickhouseFlags(),
-				Action: func(c *cli.Context) error {
-					conn, err := store.Open(c.Context, storeOptions(c))
-					if err != nil {
-						return err
-					}
-					defer conn.Close()
+				Action: withStore(func(c *cli.Context, conn driver.Conn) error {
 					tokens, err := store.ListTokens(c.Context, conn)
 					if err != nil {
 						return err
@@ -68,7 +61,7 @@ func tokensCommand() *cli.Command {
 						fmt.Fprintf(tw, "%s\t%s\t%s\n", t.Name, t.Role, t.CreatedAt.UTC().Format(time.DateTime))
 					}
 					return tw.Flush()
-				},
+				}),
 			},
 		},
 	}
