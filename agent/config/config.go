@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/meridian-net/meridian/agent/probe"
+	"github.com/meridian-net/meridian/agent/ship"
 	"github.com/meridian-net/meridian/internal/result"
 	"github.com/meridian-net/meridian/internal/yamlconf"
 )
@@ -31,11 +32,15 @@ const (
 
 // Config is the agent's configuration file.
 type Config struct {
-	Agent     Agent         `yaml:"agent"`
-	Collector string        `yaml:"collector"` // --collector / MERIDIAN_COLLECTOR override it
-	Token     string        `yaml:"token"`     // --token / MERIDIAN_TOKEN override it
-	Ship      Ship          `yaml:"ship"`
-	Checks    []probe.Check `yaml:"checks"`
+	Agent     Agent  `yaml:"agent"`
+	Collector string `yaml:"collector"` // --collector / MERIDIAN_COLLECTOR override it
+	// CollectorCA is a PEM file holding the private CA that signed the
+	// collector's certificate, trusted besides the system roots; relative
+	// to the config file's directory. --ca / MERIDIAN_CA override it.
+	CollectorCA string        `yaml:"collector_ca"`
+	Token       string        `yaml:"token"` // --token / MERIDIAN_TOKEN override it
+	Ship        Ship          `yaml:"ship"`
+	Checks      []probe.Check `yaml:"checks"`
 
 	// Version identifies the file's contents (a hash of its bytes), so
 	// agents running the same config show the same number.
@@ -95,6 +100,9 @@ func (c *Config) setDefaults(dir string) {
 	if c.Agent.Name == "" {
 		c.Agent.Name, _ = os.Hostname()
 	}
+	if c.CollectorCA != "" && !filepath.IsAbs(c.CollectorCA) {
+		c.CollectorCA = filepath.Join(dir, c.CollectorCA)
+	}
 	if c.Ship.Interval == 0 {
 		c.Ship.Interval = DefaultShipInterval
 	}
@@ -122,6 +130,11 @@ func (c *Config) validate(l *yamlconf.Doc) error {
 	if c.Collector != "" {
 		if err := ValidateCollector(c.Collector); err != nil {
 			return l.Errorf(err.Error(), "collector")
+		}
+	}
+	if c.CollectorCA != "" {
+		if _, err := ship.LoadCA(c.CollectorCA); err != nil {
+			return l.Errorf(err.Error(), "collector_ca")
 		}
 	}
 	switch {

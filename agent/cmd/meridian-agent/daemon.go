@@ -67,6 +67,10 @@ func runCommand() *cli.Command {
 			configFlag(),
 			&cli.StringFlag{Name: "collector", EnvVars: []string{"MERIDIAN_COLLECTOR"}, Usage: "collector base `URL` (overrides the config)"},
 			&cli.StringFlag{Name: "token", EnvVars: []string{"MERIDIAN_TOKEN"}, Usage: "agent `TOKEN` (overrides the config; prefer the env var)"},
+			&cli.StringFlag{Name: "ca", EnvVars: []string{"MERIDIAN_CA"},
+				Usage: "trust the collector's certificate when the PEM CA in `FILE` signed it, besides the system roots (overrides collector_ca)"},
+			&cli.BoolFlag{Name: "insecure-collector",
+				Usage: "allow a plain http:// collector on another host (the token and results cross the network unencrypted)"},
 			&cli.StringFlag{Name: "data-dir", EnvVars: []string{"MERIDIAN_DATA_DIR"}, Value: defaultDataDir,
 				Usage: "local state `DIR`: results wait in DIR/spool, on disk, until the collector has them"},
 			&cli.StringFlag{Name: "metrics-listen", Usage: "serve /metrics on `ADDR`, such as 127.0.0.1:9101"},
@@ -110,6 +114,10 @@ func runAction(c *cli.Context) error {
 	case c.Duration("config-poll") < 0:
 		return cliutil.UsageError("--config-poll %v must be 0 (never) or positive, such as 30s", c.Duration("config-poll"))
 	}
+	transport, err := collectorTransport(c, cfg)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(c.String("data-dir"), 0o755); err != nil {
 		return fmt.Errorf("cannot create data dir: %w", err)
 	}
@@ -123,14 +131,37 @@ func runAction(c *cli.Context) error {
 	}
 	defer stopMetrics()
 	return daemon(c.Context, cfg, daemonOptions{dataDir: c.String("data-dir"), stopTimeout: c.Duration("stop-timeout"),
-		configPoll: c.Duration("config-poll"), heartbeat: defaultHeartbeatEvery}, logger)
+		configPoll: c.Duration("config-poll"), heartbeat: defaultHeartbeatEvery, transport: transport}, logger)
+}
+
+// collectorTransport is how everything reaches the collector: its
+// certificate verified against the system roots plus --ca (or
+// collector_ca), and plain http only to this host unless
+// --insecure-collector says otherwise.
+func collectorTransport(c *cli.Context, cfg *config.Config) (http.RoundTripper, error) {
+	if ship.PlainRemote(cfg.Collector) && !c.Bool("insecure-collector") {
+		return nil, cliutil.UsageError("cannot send the token and results to %s in clear text: use an https:// collector "+
+			"(meridian serve --tls-cert/--tls-key; --ca FILE here for a private CA), or pass --insecure-collector to accept plain http", cfg.Collector)
+	}
+	if c.IsSet("ca") {
+		cfg.CollectorCA = c.String("ca")
+	}
+	if cfg.CollectorCA == "" {
+		return ship.Transport(nil), nil
+	}
+	roots, err := ship.LoadCA(cfg.CollectorCA)
+	if err != nil {
+		return nil, cliutil.UsageError("%v", err)
+	}
+	return ship.Transport(roots), nil
 }
 
 type daemonOptions struct {
 	dataDir     string
 	stopTimeout time.Duration
-	configPoll  time.Duration // 0: no remote config
-	heartbeat   time.Duration // 0: no heartbeats
+	configPoll  time.Duration     // 0: no remote config
+	heartbeat   time.Duration     // 0: no heartbeats
+	transport   http.RoundTripper // to the collector; nil: http.DefaultTransport
 }
 
 // daemon measures and ships until ctx is done, then stops. The spool is the
@@ -156,8 +187,8 @@ func daemon(ctx context.Context, cfg *config.Config, opts daemonOptions, logger 
 	noise.Sample() // so the first results carry the clock state
 	go noise.Run(bg)
 
-	shipper := ship.New(q, ship.Options{Collector: cfg.Collector, Token: cfg.Token,
-		Interval: cfg.Ship.Interval, Batch: cfg.Ship.Batch, Logger: logger})
+	shipper := ship.New(q, ship.Options{Collector: cfg.Collector, Token: cfg.Token, Interval: cfg.Ship.Interval, Batch: cfg.Ship.Batch,
+		Client: &http.Client{Timeout: ship.DefaultPostTimeout, Transport: opts.transport}, Logger: logger})
 	sc := sched.New(cfg.Checks, q, sched.Options{Agent: cfg.Agent.Name, Host: noise.Host, Logger: logger})
 	exportInfo(cfg)
 	logger.Info("meridian-agent started", "version", version, "contract", result.Version,
@@ -165,6 +196,7 @@ func daemon(ctx context.Context, cfg *config.Config, opts daemonOptions, logger 
 		"data_dir", opts.dataDir, "spooled", q.Len())
 	sc.Start()
 	rc := newRemote(cfg, sc, func() (int64, int64) { return int64(sp.Len()), sp.Bytes() }, lastErr, logger)
+	rc.client.Transport = opts.transport
 	remoteCtx, stopRemote := context.WithCancel(bg)
 	remoteDone := make(chan struct{})
 	go func() { rc.run(remoteCtx, opts.configPoll, opts.heartbeat); close(remoteDone) }()

@@ -7,7 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -16,6 +19,7 @@ import (
 	"github.com/meridian-net/meridian/collector/steering"
 	"github.com/meridian-net/meridian/collector/steering/export"
 	"github.com/meridian-net/meridian/collector/store"
+	"github.com/meridian-net/meridian/internal/cliutil"
 )
 
 func serveCommand() *cli.Command {
@@ -30,6 +34,8 @@ func serveCommand() *cli.Command {
 			&cli.DurationFlag{Name: "flush-interval", Value: 250 * time.Millisecond, Usage: "longest an acknowledged row waits before its batch is inserted into ClickHouse"},
 			&cli.BoolFlag{Name: "steering", Usage: "compute and publish steering weights here (on exactly one collector; every collector serves GET /v1/steering)"},
 			&cli.DurationFlag{Name: "steering-every", Value: 15 * time.Second, Usage: "with --steering: recompute every `D`"},
+			&cli.StringFlag{Name: "tls-cert", EnvVars: []string{"MERIDIAN_TLS_CERT"}, Usage: "serve HTTPS (TLS 1.2+) with the PEM certificate chain in `FILE`; with --tls-key; both reread on SIGHUP"},
+			&cli.StringFlag{Name: "tls-key", EnvVars: []string{"MERIDIAN_TLS_KEY"}, Usage: "the PEM private key `FILE` of --tls-cert"},
 		),
 		Action: serve,
 	}
@@ -41,6 +47,12 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	cert, err := loadTLS(c)
+	if err != nil {
+		return err
+	}
+	stopReload := reloadOnHUP(c.Context, cert, logger)
+	defer stopReload()
 	conn, err := store.Open(c.Context, storeOptions(c))
 	if err != nil {
 		return err
@@ -94,15 +106,41 @@ func serve(c *cli.Context) error {
 		return err
 	}
 	defer closeBeacons()
-	handler := server.New(cfg)
+	return listenAndServe(c, server.New(cfg), cert, logger)
+}
+
+// loadTLS loads --tls-cert and --tls-key; nil when neither is given.
+func loadTLS(c *cli.Context) (*server.Cert, error) {
+	certFile, keyFile := c.String("tls-cert"), c.String("tls-key")
+	switch {
+	case certFile == "" && keyFile == "":
+		return nil, nil
+	case keyFile == "":
+		return nil, cliutil.UsageError("--tls-cert needs --tls-key FILE (or MERIDIAN_TLS_KEY): the certificate's private key")
+	case certFile == "":
+		return nil, cliutil.UsageError("--tls-key needs --tls-cert FILE (or MERIDIAN_TLS_CERT): the certificate chain")
+	}
+	return server.LoadCert(certFile, keyFile)
+}
+
+// listenAndServe serves handler on --listen, over TLS when cert is not nil,
+// until c.Context is done.
+func listenAndServe(c *cli.Context, handler http.Handler, cert *server.Cert, logger *slog.Logger) error {
 	ln, err := net.Listen("tcp", c.String("listen"))
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w (is another collector running? pick another --listen)", c.String("listen"), err)
 	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
-	logger.Info("collector listening", "addr", "http://"+ln.Addr().String(), "clickhouse", c.String("clickhouse"), "database", c.String("database"))
+	serveLn, scheme := srv.Serve, "http://"
+	if cert != nil {
+		// ServeTLS keeps HTTP/2 on (it adds h2 to the config's protocols).
+		srv.TLSConfig = cert.TLSConfig()
+		serveLn = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
+		scheme = "https://"
+	}
+	logger.Info("collector listening", "addr", scheme+ln.Addr().String(), "clickhouse", c.String("clickhouse"), "database", c.String("database"))
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- serveLn(ln) }()
 	select {
 	case err := <-errc:
 		return err
@@ -115,4 +153,33 @@ func serve(c *cli.Context) error {
 		return err
 	}
 	return nil
+}
+
+// reloadOnHUP rereads cert's files on SIGHUP until stop is called. SIGHUP
+// never stops the collector, with TLS or without.
+func reloadOnHUP(ctx context.Context, cert *server.Cert, logger *slog.Logger) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if cert != nil {
+			cert.ReloadOn(ctx, hup, logger)
+			return
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				logger.Info("SIGHUP: nothing to reload (no --tls-cert)")
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		cancel()
+		<-done
+	}
 }
