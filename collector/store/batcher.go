@@ -96,10 +96,7 @@ func (b *batcher[T]) loop() {
 	timer.Stop()
 	flush := func() {
 		if len(pending) > 0 {
-			err := b.flush(items)
-			for _, r := range pending {
-				r.err <- err
-			}
+			b.answer(pending, b.flush(items))
 		}
 		pending, items = pending[:0], nil
 		timer.Stop()
@@ -122,5 +119,23 @@ func (b *batcher[T]) loop() {
 		case <-timer.C:
 			flush()
 		}
+	}
+}
+
+// answer tells every request of a batch its outcome. When ClickHouse
+// refused the batch for its data, each request is inserted on its own:
+// only the requests holding a refused row fail (with the server's error,
+// so their senders keep them), the others' rows are stored. Without a
+// journal there is nowhere to dead-letter a row, and a sender's request
+// is the unit it retries.
+func (b *batcher[T]) answer(pending []*batchReq[T], err error) {
+	if err == nil || len(pending) == 1 || !refusesData(err) {
+		for _, r := range pending {
+			r.err <- err
+		}
+		return
+	}
+	for _, r := range pending {
+		r.err <- b.flush(r.items)
 	}
 }

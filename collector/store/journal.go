@@ -43,6 +43,7 @@ type journal[T any] struct {
 	send     func([]T) error
 	codec    codec[T]
 	logf     func(format string, args ...any)
+	dead     *deadLetters // rows ClickHouse refuses on their own
 
 	in     chan *journalReq[T]
 	gate   gate
@@ -107,7 +108,7 @@ func openJournal[T any](what, dir string, opt WriterOptions, c codec[T], send fu
 		return nil, fmt.Errorf("cannot create spool directory %q: %w", dir, err)
 	}
 	j := &journal[T]{
-		what: what, dir: dir, maxBytes: opt.SpoolMaxBytes, opt: opt, send: send, codec: c, logf: opt.Logf,
+		what: what, dir: dir, maxBytes: opt.SpoolMaxBytes, opt: opt, send: send, codec: c, logf: opt.Logf, dead: newDeadLetters(what, dir),
 		in: make(chan *journalReq[T], opt.Queue), wake: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
 	if j.maxBytes <= 0 {
@@ -140,11 +141,15 @@ func openJournal[T any](what, dir string, opt WriterOptions, c codec[T], send fu
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range legacy {
+	resubmits, err := j.importResubmits(next + uint64(len(legacy)))
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range append(legacy, resubmits...) {
 		next = s + 1
 		j.queue = append(j.queue, journalEntry[T]{seg: s, lost: true, sealed: true})
 	}
-	if n := len(segs) + len(legacy); n > 0 {
+	if n := len(segs) + len(legacy) + len(resubmits); n > 0 {
 		j.logf("%d %s segments left from an earlier run go into ClickHouse from %s", n, what, dir)
 	}
 	metrics.GetOrCreateGauge(`meridian_store_spool_bytes{what="`+what+`"}`, func() float64 { return float64(j.bytes.Load()) })
@@ -210,16 +215,8 @@ func (j *journal[T]) importLegacy(next uint64) ([]uint64, error) {
 				return nil, fmt.Errorf("cannot convert %s: %w", name, err)
 			}
 		}
-		seg, err := j.create(next)
-		if err != nil {
-			return nil, err
-		}
-		err = j.append(seg, lines)
-		if cerr := seg.f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return nil, fmt.Errorf("cannot convert %s into %s: %w", name, seg.f.Name(), err)
+		if err := j.writeSegment(next, lines); err != nil {
+			return nil, fmt.Errorf("cannot convert %s into %s: %w", name, j.path(next), err)
 		}
 		if err := os.Remove(name); err != nil {
 			return nil, err
@@ -493,7 +490,9 @@ func (j *journal[T]) insertLoop() {
 			}
 		}
 		j.release(len(batch))
-		if err != nil {
+		if err != nil && refusesData(err) { // no back-off: read back at once and split
+			j.logf("ClickHouse refused %d %s for their data (%v): they are read back from the spool to find the rows it refuses", len(batch), j.what, err)
+		} else if err != nil {
 			j.logf("ClickHouse insert failed (%v): %d %s stay in the spool until it takes inserts again", err, len(batch), j.what)
 			metrics.GetOrCreateCounter(`meridian_store_spooled_total{what="` + j.what + `"}`).Add(len(batch))
 			healthy, nextDrain = false, time.Now().Add(j.opt.DrainEvery)
@@ -642,6 +641,7 @@ func (j *journal[T]) readBack(id uint64, s *segState) error {
 		sort.Slice(s.done, func(a, b int) bool { return s.done[a].first < s.done[b].first })
 	}
 	var items []T
+	var lines [][]byte // items' lines, for dead letters
 	off, line := s.off, s.line
 	for len(items) < j.opt.MaxRows {
 		adv, tok, _ := scanFullLines(s.data[off:], true)
@@ -665,15 +665,16 @@ func (j *journal[T]) readBack(id uint64, s *segState) error {
 			off, line = off+adv, line+1
 			continue
 		}
-		items = append(items, item)
+		items, lines = append(items, item), append(lines, tok)
 		off, line = off+adv, line+1
 	}
 	if len(items) > 0 {
-		if err := j.send(items); err != nil {
-			return fmt.Errorf("cannot insert %d %s read back from %s yet: %w", len(items), j.what, name, err)
+		n, err := j.insertRun(name, s, line-len(items), items, lines)
+		s.sent += n
+		metrics.GetOrCreateCounter(`meridian_store_spool_drained_total{what="` + j.what + `"}`).Add(n)
+		if err != nil { // the cursor stays; what went in is marked done
+			return fmt.Errorf("cannot insert %d %s read back from %s yet: %w", len(items)-n, j.what, name, err)
 		}
-		s.sent += len(items) // the cursor moves past them: no span needed
-		metrics.GetOrCreateCounter(`meridian_store_spool_drained_total{what="` + j.what + `"}`).Add(len(items))
 	}
 	s.off, s.line = off, line
 	if off >= len(s.data) || len(items) == 0 && !s.isDone(line) {
