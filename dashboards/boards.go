@@ -10,6 +10,7 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/stat"
 	"github.com/grafana/grafana-foundation-sdk/go/table"
 	"github.com/grafana/grafana-foundation-sdk/go/timeseries"
+	"github.com/meridian-net/meridian/query"
 )
 
 // Variables. Each lists what the time range saw, so a filter never offers a
@@ -32,6 +33,16 @@ func countryVar() *dashboard.QueryVariableBuilder {
 
 func regionVar() *dashboard.QueryVariableBuilder {
 	return filterVar("region", "SELECT DISTINCT region FROM results WHERE $__timeFilter(ts) ORDER BY region")
+}
+
+// rows reads a raw table's rows in the dashboard's time range, each stored
+// row once, as the query library does (query.RowsSQL), rather than FINAL.
+func rows(table string) string {
+	sql, err := query.RowsSQL(table, func() string { return "$__timeFilter(ts)" })
+	if err != nil {
+		panic(err) // a table name in this file is wrong
+	}
+	return sql
 }
 
 func ts(title string, pos dashboard.GridPos, unit, sql string) *timeseries.PanelBuilder {
@@ -79,23 +90,23 @@ func latencyBoard() *dashboard.DashboardBuilder {
 	return board("meridian-latency", "Meridian — latency", check, regionVar()).
 		WithPanel(ts("p95 total time by region", grid(0, 0, 12, 9), "ms", `SELECT `+bucket("ts")+` AS time, region,
   quantileIf(0.95)(assumeNotNull(total_ms), ok = 1 AND isNotNull(total_ms)) AS p95_ms
-FROM results FINAL
+FROM `+rows("results")+`
 WHERE $__timeFilter(ts) AND kind = 'http' AND `+checks+` AND `+regionFilter+`
 GROUP BY time, region ORDER BY time, region`)).
 		WithPanel(ts("median HTTP phases", grid(12, 0, 12, 9), "ms", `SELECT `+bucket("ts")+` AS time,
   quantile(0.5)(dns_ms) AS dns, quantile(0.5)(connect_ms) AS connect, quantile(0.5)(tls_ms) AS tls,
   quantile(0.5)(ttfb_ms) AS ttfb, quantile(0.5)(transfer_ms) AS transfer
-FROM results FINAL
+FROM `+rows("results")+`
 WHERE $__timeFilter(ts) AND kind = 'http' AND ok = 1 AND `+checks+` AND `+regionFilter+`
 GROUP BY time ORDER BY time`)).
 		WithPanel(tbl("latency by region and target", grid(0, 9, 24, 9), `SELECT region, target, count() AS n, countIf(ok = 0) AS failed,
   round(quantileIf(0.5)(assumeNotNull(total_ms), ok = 1 AND isNotNull(total_ms)), 1) AS p50_ms,
   round(quantileIf(0.95)(assumeNotNull(total_ms), ok = 1 AND isNotNull(total_ms)), 1) AS p95_ms
-FROM results FINAL
+FROM `+rows("results")+`
 WHERE $__timeFilter(ts) AND `+checks+` AND `+regionFilter+`
 GROUP BY region, target ORDER BY p95_ms DESC, region, target`)).
 		WithPanel(ts("failures by error class", grid(0, 18, 24, 9), "short", `SELECT `+bucket("ts")+` AS time, error, count() AS n
-FROM results FINAL
+FROM `+rows("results")+`
 WHERE $__timeFilter(ts) AND ok = 0 AND `+checks+` AND `+regionFilter+`
 GROUP BY time, error ORDER BY time, error`))
 }
@@ -110,13 +121,13 @@ func latencyMapBoard() *dashboard.DashboardBuilder {
 	return board("meridian-latency-map", "Meridian — latency map", siteVar(), cdnVar(), countryVar(), regionVar()).
 		WithPanel(countryMap("RUM: p75 resource time by country", grid(0, 0, 12, 12), "p75_ms", `SELECT country,
   round(quantile(0.75)(duration_ms), 1) AS p75_ms, count() AS samples
-FROM rum_cdn FINAL
+FROM `+rows("rum_cdn")+`
 WHERE `+rumCDN+` AND `+rumOK+` AND country != ''
 GROUP BY country ORDER BY country`)).
 		WithPanel(countryMap("agents: p75 total time by agent country", grid(12, 0, 12, 12), "p75_ms", `SELECT country,
   round(quantile(0.75)(total_ms), 1) AS p75_ms, count() AS samples
 FROM (
-  SELECT agent, total_ms FROM results FINAL
+  SELECT agent, total_ms FROM `+rows("results")+`
   WHERE $__timeFilter(ts) AND ok = 1 AND isNotNull(total_ms) AND `+cdnFilter+` AND `+regionFilter+`
 ) AS r ALL INNER JOIN (SELECT agent, country FROM agent_countries FINAL) AS c USING agent
 WHERE `+countryFilter+`
@@ -127,7 +138,7 @@ GROUP BY country ORDER BY country`)).
   round(quantileIf(0.95)(assumeNotNull(duration_ms), `+rumOK+`), 1) AS p95_ms,
   countIf(`+rumOK+`) AS samples,
   round(countIf(error = 1) / count(), 4) AS error_rate
-FROM rum_cdn FINAL
+FROM `+rows("rum_cdn")+`
 WHERE `+rumCDN+`
 GROUP BY country ORDER BY country`))
 }
@@ -138,18 +149,18 @@ func cdnBoard() *dashboard.DashboardBuilder {
   round(quantileIf(0.75)(assumeNotNull(duration_ms), `+rumOK+`), 1) AS p75_ms,
   countIf(`+rumOK+`) AS samples,
   round(countIf(error = 1) / count(), 4) AS error_rate
-FROM rum_cdn FINAL
+FROM `+rows("rum_cdn")+`
 WHERE `+rumCDN+` AND cdn != ''
 GROUP BY country, cdn ORDER BY country, cdn`)).
 		WithPanel(ts("RUM: p75 by CDN", grid(12, 0, 12, 12), "ms", `SELECT `+bucket("ts")+` AS time, cdn,
   quantile(0.75)(duration_ms) AS p75_ms
-FROM rum_cdn FINAL
+FROM `+rows("rum_cdn")+`
 WHERE `+rumCDN+` AND `+rumOK+` AND cdn != ''
 GROUP BY time, cdn ORDER BY time, cdn`)).
 		WithPanel(tbl("agents: POP and cache hits by region and CDN", grid(0, 12, 24, 10), `SELECT region, cdn, cdn_pop, count() AS n,
   round(countIf(cdn_cache = 'hit') / count(), 4) AS hit_share,
   round(quantileIf(0.75)(assumeNotNull(total_ms), ok = 1 AND isNotNull(total_ms)), 1) AS p75_ms
-FROM results FINAL
+FROM `+rows("results")+`
 WHERE $__timeFilter(ts) AND cdn != '' AND `+cdnFilter+` AND `+regionFilter+`
 GROUP BY region, cdn, cdn_pop ORDER BY region, cdn, cdn_pop`))
 }
@@ -170,19 +181,19 @@ func vitalsBoard() *dashboard.DashboardBuilder {
   round(quantile(0.75)(inp_ms), 1) AS inp_p75_ms,
   round(quantile(0.75)(cls), 3) AS cls_p75,
   count() AS pageviews
-FROM rum_pageviews FINAL
+FROM ` + rows("rum_pageviews") + `
 WHERE ` + rumPV))).
 		WithPanel(tbl("vitals by country: p75 and good share", grid(0, 5, 24, 10), `SELECT country,
   round(quantile(0.75)(lcp_ms), 1) AS lcp_p75_ms, round(`+lcpGood+`, 4) AS lcp_good,
   round(quantile(0.75)(inp_ms), 1) AS inp_p75_ms, round(`+inpGood+`, 4) AS inp_good,
   round(quantile(0.75)(cls), 3) AS cls_p75, round(`+clsGood+`, 4) AS cls_good,
   count() AS pageviews
-FROM rum_pageviews FINAL
+FROM `+rows("rum_pageviews")+`
 WHERE `+rumPV+`
 GROUP BY country ORDER BY country`)).
 		WithPanel(ts("LCP and INP p75", grid(0, 15, 24, 9), "ms", `SELECT `+bucket("ts")+` AS time,
   quantile(0.75)(lcp_ms) AS lcp_p75, quantile(0.75)(inp_ms) AS inp_p75
-FROM rum_pageviews FINAL
+FROM `+rows("rum_pageviews")+`
 WHERE `+rumPV+`
 GROUP BY time ORDER BY time`))
 }
@@ -226,16 +237,16 @@ func tlsBoard() *dashboard.DashboardBuilder {
   argMax(cert_issuer, ts) AS issuer, argMax(cert_subject, ts) AS subject,
   round(min(cert_days_left), 1) AS days_left, argMax(toString(tls_version), ts) AS tls_version,
   max(ts) AS last_checked
-FROM results FINAL
+FROM `+rows("results")+`
 WHERE `+where+`
 GROUP BY region, target ORDER BY days_left, region, target`)).
 		WithPanel(tbl("issuers", grid(0, 10, 12, 9), `SELECT cert_issuer AS issuer, uniqExact(target) AS targets,
   round(min(cert_days_left), 1) AS min_days_left
-FROM results FINAL
+FROM `+rows("results")+`
 WHERE `+where+`
 GROUP BY issuer ORDER BY issuer`)).
 		WithPanel(tbl("validity per trust store", grid(12, 10, 12, 9), `SELECT region, store, count() AS checks, countIf(valid = 0) AS invalid
-FROM results FINAL
+FROM `+rows("results")+`
 ARRAY JOIN trust_store AS store, trust_valid AS valid
 WHERE `+where+`
 GROUP BY region, store ORDER BY region, store`))

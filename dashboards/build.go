@@ -11,11 +11,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/grafana/grafana-foundation-sdk/go/cog"
 	"github.com/grafana/grafana-foundation-sdk/go/cog/variants"
 	"github.com/grafana/grafana-foundation-sdk/go/common"
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+	"github.com/meridian-net/meridian/query"
 )
 
 // PluginType is the official ClickHouse datasource plugin's id.
@@ -155,12 +157,20 @@ var _ cog.Builder[variants.Dataquery] = sqlQuery{}
 // The plugin's formats: 0 time series, 1 table.
 func timeSeriesSQL(sql string) sqlQuery {
 	ref := ds()
-	return sqlQuery{RefID: "A", Datasource: &ref, EditorType: "sql", QueryType: "timeseries", Format: 0, RawSQL: sql}
+	return sqlQuery{RefID: "A", Datasource: &ref, EditorType: "sql", QueryType: "timeseries", Format: 0, RawSQL: withSettings(sql)}
 }
 
 func tableSQL(sql string) sqlQuery {
 	ref := ds()
-	return sqlQuery{RefID: "A", Datasource: &ref, EditorType: "sql", QueryType: "table", Format: 1, RawSQL: sql}
+	return sqlQuery{RefID: "A", Datasource: &ref, EditorType: "sql", QueryType: "table", Format: 1, RawSQL: withSettings(sql)}
+}
+
+// withSettings ends a panel that reads rows() with the settings they need.
+func withSettings(sql string) string {
+	if strings.Contains(sql, "replay = 1") {
+		return sql + query.RowsSettings
+	}
+	return sql
 }
 
 func grid(x, y, w, h uint32) dashboard.GridPos {

@@ -2,7 +2,7 @@
 -- (collector/store/migrations/0020, 0021), for long windows: cheap, but the
 -- window is whole minutes and a replayed result (same id) counts again (the
 -- rollup's materialized view sees inserts, not merges); latency.sql reads
--- the raw table FINAL and is exact. The rollup keeps p50/p90/p95/p99.
+-- the raw table, each row once, and is exact. The rollup keeps p50/p90/p95/p99.
 SELECT {{.Group}}, n_all AS n, n_failed AS failed, q[1] AS p50_ms, q[3] AS p95_ms, q[4] AS p99_ms
 FROM
 (

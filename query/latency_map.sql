@@ -4,9 +4,9 @@
 -- agent results, member = cdn_member else check name, the agent's country
 -- from agent_countries (bound arrays, as collector/steering/stats.sql),
 -- failed when not ok. The latency is TTFB, else the whole fetch (total).
--- Both tables are read FINAL so a replayed batch counts once. Columns are
--- CAST to String: 18.16 finds no common type for LowCardinality(String)
--- and String across UNION ALL.
+-- Both tables are read through .Rows (query/rows.go): a replayed batch
+-- counts once. Columns are CAST to String: 18.16 finds no common type for
+-- LowCardinality(String) and String across UNION ALL.
 SELECT {{.Group}}, samples, errors, round(errors / samples, 4) AS error_rate, q[1] AS p50_ms, q[2] AS p75_ms, q[3] AS p95_ms
 FROM
 (
@@ -28,8 +28,8 @@ FROM
             CAST(region AS String) AS x_region,
             toUInt8(error != 0 OR status >= 500) AS failed,
             ifNull(ttfb_ms, ifNull(duration_ms, -1)) AS ms
-        FROM rum_cdn FINAL
-        WHERE ts >= {{.From}} AND ts <= {{.To}} AND startsWith(kind, 'probe') AND is_bot = 0
+        FROM {{.Rows "rum_cdn"}}
+        WHERE startsWith(kind, 'probe') AND is_bot = 0
         UNION ALL
         SELECT
             ts,
@@ -42,8 +42,8 @@ FROM
             CAST(region AS String) AS x_region,
             toUInt8(ok = 0) AS failed,
             ifNull(ttfb_ms, ifNull(total_ms, -1)) AS ms
-        FROM results FINAL
-        WHERE ts >= {{.From}} AND ts <= {{.To}}
+        FROM {{.Rows "results"}}
+        WHERE 1
     )
     WHERE 1{{.Where}}
     GROUP BY {{.Group}}

@@ -2,7 +2,7 @@
 -- (collector/store/migrations/0040-0043), for long windows: cheap, but the
 -- window is whole minutes and a replayed row (same page view or result id)
 -- counts again (the rollups' materialized views see inserts, not merges);
--- latency_map.sql reads the raw tables FINAL and is exact. Same columns and
+-- latency_map.sql reads the raw tables, each row once, and is exact. Same columns and
 -- rules as the raw form: the agent's country by transform() over bound
 -- arrays, member = cdn_member else check name, quantiles p50/p75/p95. The
 -- states of both sides are the same types, so they are merged after the

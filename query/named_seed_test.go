@@ -95,11 +95,11 @@ func seedAll(t *testing.T, e *chtest.Engine, now time.Time) {
 	pvCols := "ts, site, pv, url, country, region, device, browser, os, is_bot, lcp_ms, inp_ms, cls, fcp_ms, ttfb_ms"
 	for _, q := range []string{
 		"INSERT INTO results (" + resCols + ") VALUES " + strings.Join(res, ", "),
-		"INSERT INTO results (" + resCols + ") VALUES " + strings.Join(res[:20], ", "), // a replay
+		"INSERT INTO results (" + resCols + ", replay) VALUES " + replayed(res[:20]), // a replay
 		"INSERT INTO rum_cdn (" + rumCols + ") VALUES " + strings.Join(rum, ", "),
-		"INSERT INTO rum_cdn (" + rumCols + ") VALUES " + strings.Join(rum[:20], ", "),
+		"INSERT INTO rum_cdn (" + rumCols + ", replay) VALUES " + replayed(rum[:20]),
 		"INSERT INTO rum_pageviews (" + pvCols + ") VALUES " + strings.Join(pv, ", "),
-		"INSERT INTO rum_pageviews (" + pvCols + ") VALUES " + strings.Join(pv[:20], ", "),
+		"INSERT INTO rum_pageviews (" + pvCols + ", replay) VALUES " + replayed(pv[:20]),
 		"INSERT INTO agents (name, region, token_sha256, created_at, disabled, version) VALUES ('a-br', 'sa', '', now(), 0, 1), ('a-us', 'na', '', now(), 0, 1), ('a-silent', 'eu', '', now(), 0, 1), ('a-off', 'eu', '', now(), 0, 1), ('a-off', 'eu', '', now(), 1, 2)",
 		"INSERT INTO agent_countries (agent, country, version) VALUES ('a-br', 'AR', 1), ('a-br', 'BR', 2), ('a-us', 'US', 1)",
 		fmt.Sprintf("INSERT INTO agent_heartbeats (agent, ts, spool_results, spool_bytes) VALUES ('a-br', toDateTime(%d), 5, 500), ('a-br', toDateTime(%d), 7, 700), ('a-us', toDateTime(%d), 0, 0), ('a-us', toDateTime(%d), 99, 99)",
@@ -110,4 +110,14 @@ func seedAll(t *testing.T, e *chtest.Engine, now time.Time) {
 			t.Fatalf("cannot seed: %v\n%.300s", err, q)
 		}
 	}
+}
+
+// replayed returns the VALUES tuples again, marked replay = 1 as the
+// collector marks what it inserts again.
+func replayed(tuples []string) string {
+	out := make([]string, len(tuples))
+	for i, t := range tuples {
+		out[i] = strings.TrimSuffix(t, ")") + ", 1)"
+	}
+	return strings.Join(out, ", ")
 }

@@ -1,6 +1,6 @@
 -- regions: phase medians (dns/connect/tls/ttfb/total p50) of agent results per region × target
 -- Each phase's median is over the successful results that measured it
--- (absent phases are NULL, never 0). FINAL folds replayed results.
+-- (absent phases are NULL, never 0). .Rows (query/rows.go) counts a replayed result once.
 SELECT {{.Group}}, n, failed, dns_p50_ms, connect_p50_ms, tls_p50_ms, ttfb_p50_ms, total_p50_ms
 FROM
 (
@@ -13,8 +13,8 @@ FROM
         quantileIf(0.5)(assumeNotNull(tls_ms), ok = 1 AND isNotNull(tls_ms)) AS tls_p50_ms,
         quantileIf(0.5)(assumeNotNull(ttfb_ms), ok = 1 AND isNotNull(ttfb_ms)) AS ttfb_p50_ms,
         quantileIf(0.5)(assumeNotNull(total_ms), ok = 1 AND isNotNull(total_ms)) AS total_p50_ms
-    FROM results FINAL
-    WHERE ts >= {{.From}} AND ts <= {{.To}}{{.Where}}
+    FROM {{.Rows "results"}}
+    WHERE 1{{.Where}}
     GROUP BY {{.Group}}
 )
 ORDER BY {{.Group}}

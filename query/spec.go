@@ -119,6 +119,9 @@ func (s *spec) plan(name string, o Options) (*plan, error) {
 	if err := t.Execute(&b, d); err != nil {
 		return nil, fmt.Errorf("cannot render query %s: %w", name, err)
 	}
+	if d.usedRows {
+		b.WriteString(RowsSettings)
+	}
 	p := &plan{sql: b.String(), args: d.args, rollup: useRollup, countries: d.usedCountries}
 	for _, dim := range d.dims {
 		p.dims = append(p.dims, dim[0])
@@ -197,6 +200,7 @@ type tdata struct {
 	countries     map[string]string
 	args          []any
 	usedCountries bool
+	usedRows      bool
 }
 
 // From and To bind the window's ends as DateTime.

@@ -15,8 +15,8 @@ FROM
         countIf(notEmpty(trust_valid) AND arrayAll(v -> v = 1, trust_valid)) AS trusted,
         countIf(notEmpty(trust_valid)) AS checked,
         arrayStringConcat(arraySort(groupUniqArray(CAST(tls_version AS String))), ' ') AS tls_versions
-    FROM results FINAL
-    WHERE ts >= {{.From}} AND ts <= {{.To}} AND cert_subject != ''{{.Where}}
+    FROM {{.Rows "results"}}
+    WHERE cert_subject != ''{{.Where}}
     GROUP BY {{.Group}}
 )
 ORDER BY {{.Group}}

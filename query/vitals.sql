@@ -1,7 +1,7 @@
 -- vitals: Core Web Vitals of human page views: LCP/INP/CLS/FCP/TTFB p75 and the share of "good" LCP, INP, CLS
 -- Good: LCP ≤ 2500 ms, INP ≤ 200 ms, CLS ≤ 0.1, each among the page views
 -- that measured it. ttfb is Navigation Timing's (ttfb_ms), as in the
--- rollup. rum_pageviews is read FINAL so a replayed beacon counts once.
+-- rollup. .Rows (query/rows.go) counts a replayed beacon once.
 SELECT
     {{.Group}}, pageviews,
     lcp_p75_ms, inp_p75_ms, cls_p75, fcp_p75_ms, ttfb_p75_ms,
@@ -24,8 +24,8 @@ FROM
         countIf(isNotNull(inp_ms) AND assumeNotNull(inp_ms) <= 200) AS inp_good,
         countIf(isNotNull(cls)) AS cls_n,
         countIf(isNotNull(cls) AND assumeNotNull(cls) <= 0.1) AS cls_good
-    FROM rum_pageviews FINAL
-    WHERE ts >= {{.From}} AND ts <= {{.To}} AND is_bot = 0{{.Where}}
+    FROM {{.Rows "rum_pageviews"}}
+    WHERE is_bot = 0{{.Where}}
     GROUP BY {{.Group}}
 )
 ORDER BY {{.Group}}

@@ -77,6 +77,9 @@ type Shipper struct {
 	url   string
 	fails int // consecutive failed posts
 	log   *errLog
+	// unsure counts the queue's oldest results that may have reached the
+	// collector already (see result.ReplayHeader).
+	unsure int
 
 	shipped, failedPosts, rejected, invalid atomic.Int64
 }
@@ -104,8 +107,12 @@ func New(q Queue, opts Options) *Shipper {
 	if opts.now == nil {
 		opts.now = time.Now
 	}
-	return &Shipper{q: q, opts: opts, url: strings.TrimRight(opts.Collector, "/") + Path,
+	s := &Shipper{q: q, opts: opts, url: strings.TrimRight(opts.Collector, "/") + Path,
 		log: &errLog{logger: opts.Logger, now: opts.now}}
+	if l, ok := q.(interface{ Len() int }); ok {
+		s.unsure = l.Len() // an earlier run may have posted them before it stopped
+	}
+	return s
 }
 
 // Stats returns what this Shipper did so far.
@@ -159,9 +166,11 @@ func (s *Shipper) drain(ctx, postCtx context.Context) error {
 			return nil
 		}
 		if err := s.post(postCtx, batch); err != nil {
+			s.unsure = max(s.unsure, len(batch))
 			return err
 		}
 		s.q.Ack(len(batch))
+		s.unsure = max(0, s.unsure-len(batch))
 		if len(batch) < s.opts.Batch {
 			return nil
 		}
@@ -196,6 +205,9 @@ func (s *Shipper) post(ctx context.Context, batch []*result.Result) error {
 	req.Header.Set("Content-Encoding", "gzip")
 	if s.opts.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+s.opts.Token)
+	}
+	if s.unsure > 0 {
+		req.Header.Set(result.ReplayHeader, "1")
 	}
 	start := time.Now()
 	resp, err := s.opts.Client.Do(req)

@@ -22,6 +22,7 @@ type fakeCollector struct {
 	mu     sync.Mutex
 	script []func(w http.ResponseWriter)
 	posts  [][]result.Result
+	replay []string // each post's result.ReplayHeader
 }
 
 func (c *fakeCollector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -47,6 +48,7 @@ func (c *fakeCollector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.posts = append(c.posts, res)
+	c.replay = append(c.replay, r.Header.Get(result.ReplayHeader))
 	if len(c.script) > 0 {
 		next := c.script[0]
 		c.script = c.script[1:]
@@ -187,6 +189,26 @@ func TestRetryKeepsIDs(t *testing.T) {
 	}
 	if !strings.Contains(h.logs.String(), "shipping results again") {
 		t.Errorf("got logs %s, want a line saying shipping recovered", h.logs)
+	}
+}
+
+// TestRetryIsMarkedReplay: a batch posted again after a failure says so
+// (the first post may have landed); the next new batch does not; results
+// spooled before the shipper started are marked too.
+func TestRetryIsMarkedReplay(t *testing.T) {
+	h := newHarness(t, 2, status(500))
+	h.q.Publish(results(4))
+	flush(t, h.s)
+	if got := strings.Join(h.col.replay, ","); got != ",1," {
+		t.Errorf("got %s per post, want the first post unmarked, its retry marked, the next batch unmarked", got)
+	}
+
+	h = newHarness(t, 2)
+	h.q.Publish(results(3))
+	h.s = New(h.q, h.s.opts) // a restart: three results were spooled before it
+	flush(t, h.s)
+	if got := strings.Join(h.col.replay, ","); got != "1,1" {
+		t.Errorf("after a restart: got %q per post, want both batches marked", got)
 	}
 }
 

@@ -72,12 +72,17 @@ func (h *resultsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(w, status, "bad_batch", err.Error())
 		return
 	}
+	replay, ok := replayed(r.Header.Get(result.ReplayHeader))
+	if !ok {
+		fail(w, http.StatusBadRequest, "bad_batch", result.ReplayHeader+" must be 0 or 1")
+		return
+	}
 	now := time.Now()
 	rows := make([]store.Row, len(results))
 	for i := range results {
 		// The token says who sent the batch; a result cannot claim otherwise.
 		results[i].Agent = agent.Name
-		rows[i] = store.Row{Result: results[i], Region: agent.Region, ReceivedAt: now}
+		rows[i] = store.Row{Result: results[i], Region: agent.Region, ReceivedAt: now, Replay: replay}
 	}
 	if err := h.cfg.Writer.Write(r.Context(), rows); err != nil {
 		h.cfg.Logger.Error("cannot store results", "agent", agent.Name, "results", len(rows), "err", err)
@@ -89,6 +94,17 @@ func (h *resultsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	batchesAccepted.Inc()
 	ingestDuration.UpdateDuration(start)
 	writeJSON(w, http.StatusOK, map[string]any{"accepted": len(rows)})
+}
+
+// replayed reads the agent's ReplayHeader: absent or 0 is a first post.
+func replayed(v string) (replay, ok bool) {
+	switch v {
+	case "", "0":
+		return false, true
+	case "1":
+		return true, true
+	}
+	return false, false
 }
 
 func (h *resultsHandler) authenticate(w http.ResponseWriter, r *http.Request) (store.Agent, bool) {

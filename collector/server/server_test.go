@@ -45,9 +45,12 @@ func newEnv(t *testing.T, cfg server.Config) *env {
 	return &env{conn: conn, srv: srv, token: token}
 }
 
-func (e *env) post(t *testing.T, token, encoding string, body []byte) (int, string) {
+func (e *env) post(t *testing.T, token, encoding string, body []byte, header ...string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", e.srv.URL+"/v1/results", bytes.NewReader(body))
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -110,6 +113,28 @@ func TestResultsStoredOnceAndStamped(t *testing.T) {
 	e.conn.QueryRow(context.Background(), "SELECT any(agent), any(region) FROM results").Scan(&agent, &region)
 	if agent != "ams-1" || region != "eu-west" {
 		t.Errorf("got agent %q region %q, want the token's ams-1 / eu-west", agent, region)
+	}
+}
+
+// TestReplayHeaderMarksRows: a batch the agent sends again (result.ReplayHeader)
+// is stored marked replay = 1, the first post not; a bad value is a 400.
+func TestReplayHeaderMarksRows(t *testing.T) {
+	e := newEnv(t, server.Config{})
+	body := gz(batch(t, 50))
+	for _, replay := range []string{"", "1"} {
+		if code, msg := e.post(t, e.token, "gzip", body, result.ReplayHeader, replay); code != 200 {
+			t.Fatalf("%s=%q: got %d %s, want 200", result.ReplayHeader, replay, code, msg)
+		}
+	}
+	if code, msg := e.post(t, e.token, "gzip", body, result.ReplayHeader, "yes"); code != 400 || !strings.Contains(msg, result.ReplayHeader) {
+		t.Errorf("%s=yes: got %d %s, want 400 naming the header", result.ReplayHeader, code, msg)
+	}
+	var first, again uint64
+	if err := e.conn.QueryRow(context.Background(), "SELECT countIf(replay = 0), countIf(replay = 1) FROM results").Scan(&first, &again); err != nil {
+		t.Fatal(err)
+	}
+	if first != 50 || again != 50 {
+		t.Errorf("got %d rows with replay = 0 and %d with replay = 1, want 50 and 50", first, again)
 	}
 }
 

@@ -123,6 +123,10 @@ type BeaconRow struct {
 	// Raw, when set, is the body Beacon was decoded from (valid JSON): the
 	// journal keeps it as received instead of encoding Beacon again.
 	Raw []byte `json:"-"`
+	// Replay says the collector inserts this beacon again, not knowing
+	// whether an earlier insert landed (migrations 0051, 0052). Browsers
+	// send a beacon once, so only the collector sets it.
+	Replay bool `json:"-"`
 }
 
 // beaconLine is a beacon's journal line: the beacon and what the collector
@@ -159,6 +163,7 @@ var beaconCodec = codec[BeaconRow]{
 		r.Raw = nil // in the line now; rows queued for ClickHouse need not hold it twice
 		return append(dst, "}\n"...), nil
 	},
+	replay: func(r *BeaconRow) { r.Replay = true },
 	decode: func(line []byte) (BeaconRow, error) {
 		// One pass with the beacon decoder's library: a collector that
 		// fell behind reads many lines back.
@@ -284,6 +289,7 @@ var pageviewColumns = []col[pv]{
 	typed("server_timing_desc", func(r *pv) []string { return serverTiming(r, func(s ServerTiming) string { return s.Desc }) }),
 
 	typed("received_at", func(r *pv) time.Time { return second(r.ReceivedAt) }),
+	typed("replay", func(r *pv) uint8 { return u8(r.Replay) }),
 }
 
 func serverTiming(r *BeaconRow, get func(ServerTiming) string) []string {
@@ -375,6 +381,7 @@ var cdnColumns = []col[cdnRecord]{
 	typed("tao", func(r *cdnRecord) *uint8 { return r.tao }),
 	typed("error", func(r *cdnRecord) uint8 { return r.error }),
 	typed("status", func(r *cdnRecord) uint16 { return r.status }),
+	typed("replay", func(r *cdnRecord) uint8 { return u8(r.b.Replay) }),
 }
 
 func insertInto[C any](table string, cols []C, name func(C) string) string {

@@ -134,7 +134,11 @@ func TestCluster(t *testing.T) {
 	if err := w.Write(ctx, rows); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Write(ctx, rows); err != nil { // a replay of every id
+	replay := append([]store.Row(nil), rows...)
+	for i := range replay {
+		replay[i].Replay = true // a replay of every id, marked as the collector marks it
+	}
+	if err := w.Write(ctx, replay); err != nil {
 		t.Fatal(err)
 	}
 

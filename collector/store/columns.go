@@ -12,6 +12,10 @@ type Row struct {
 	result.Result
 	Region     string
 	ReceivedAt time.Time
+	// Replay says this row may be stored already: its sender sent it again,
+	// or the collector inserts it again not knowing whether an earlier
+	// insert landed. Stored as the replay column (migration 0050).
+	Replay bool `json:",omitempty"`
 }
 
 // column maps one results-table column to its value in a Row. Keeping name
@@ -151,6 +155,7 @@ var resultColumns = []column{
 	{"clock_offset_ms", hostField(func(h *result.Host) any { return h.ClockOffsetMs }, nilF64)},
 
 	{"received_at", func(r *Row) any { return second(r.ReceivedAt) }},
+	{"replay", func(r *Row) any { return u8(r.Replay) }},
 }
 
 func httpField(get func(*result.HTTP) any, zero any) func(*Row) any {

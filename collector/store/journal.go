@@ -86,6 +86,11 @@ const (
 type codec[T any] struct {
 	encode func(dst []byte, item *T) ([]byte, error) // appends a line, '\n' included; may drop what the line now holds
 	decode func(line []byte) (T, error)
+	// replay marks an item read back from the journal as possibly stored
+	// already (Row.Replay): an insert of it may have landed before a
+	// failure or a restart. Rows that only overflowed memory are marked
+	// too; that costs queries a little, never a count.
+	replay func(item *T)
 }
 
 // jsonCodec is encoding/json, one object per line.
@@ -664,6 +669,9 @@ func (j *journal[T]) readBack(id uint64, s *segState) error {
 			metrics.GetOrCreateCounter(`meridian_store_spool_damaged_total{what="` + j.what + `"}`).Inc()
 			off, line = off+adv, line+1
 			continue
+		}
+		if j.codec.replay != nil {
+			j.codec.replay(&item)
 		}
 		items, lines = append(items, item), append(lines, tok)
 		off, line = off+adv, line+1

@@ -18,8 +18,16 @@
 //	                       E becomes ReplicatedE('/clickhouse/tables/{shard}/DB/x',
 //	                       '{replica}', args); {shard} and {replica} are the
 //	                       servers' <macros>.
+//	{{.Alter "x"}}         for ALTER TABLE {{.Alter "x"}} ADD COLUMN …: the
+//	                       table where rows of x are stored, as {{.Table}};
+//	                       on a cluster Migrate repeats the ALTER on the
+//	                       Distributed table x, whose columns must match.
 //	{{.OnCluster}}         always empty (see below); kept so older templates
 //	                       still render. Do not use it in new migrations.
+//
+// ADD COLUMN has no IF NOT EXISTS on 18.16, so Migrate skips an ADD COLUMN
+// on a node whose table already has the column: a replica receives a
+// Replicated table's ALTER from the replica that ran it.
 //
 // A migration whose template calls {{.Engine}} must carry a header line
 //
@@ -130,6 +138,7 @@ type migrationData struct {
 	replicated  bool
 	lastTable   string // the last {{.Table}} argument
 	engineTable string // the table {{.Engine}} was called for
+	alterTable  string // the table {{.Alter}} was called for
 }
 
 // Table returns where rows of the named table are stored.
@@ -139,6 +148,17 @@ func (d *migrationData) Table(name string) (string, error) {
 	}
 	d.lastTable = name
 	return d.DB + "." + localName(d.cluster, name), nil
+}
+
+// Alter returns where rows of the named table are stored, for an ALTER
+// that Statements repeats on the Distributed table on a cluster.
+func (d *migrationData) Alter(name string) (string, error) {
+	if d.alterTable != "" {
+		return "", fmt.Errorf("{{.Alter}} is called twice: one table per migration")
+	}
+	t, err := d.Table(name)
+	d.alterTable = name
+	return t, err
 }
 
 // Engine returns the engine for the table named by the last {{.Table}}.
@@ -198,6 +218,9 @@ func (m Migration) Statements(o Options) ([]string, error) {
 		x := d.engineTable
 		stmts = append(stmts, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s AS %s.%s ENGINE = Distributed('%s', '%s', '%s', %s)",
 			d.DB, x, d.DB, x+localSuffix, o.Cluster, d.DB, x+localSuffix, m.ShardBy))
+	case d.alterTable != "" && o.Cluster != "":
+		local := d.DB + "." + d.alterTable + localSuffix
+		stmts = append(stmts, strings.Replace(stmts[0], local, d.DB+"."+d.alterTable, 1))
 	}
 	return stmts, nil
 }
@@ -242,33 +265,90 @@ func Migrate(ctx context.Context, o Options, logf func(format string, args ...an
 			return 0, err
 		}
 	}
-	for i, m := range ms {
-		didAny := false
-		for _, n := range nodes {
+	// The most migrated node goes first: a Replicated table's structure
+	// lives in ZooKeeper/Keeper, so a new replica's CREATE (which holds
+	// every column, later ADD COLUMNs included) must find the columns the
+	// ALTERs put there already.
+	sort.SliceStable(nodes, func(a, b int) bool { return len(nodes[a].done) > len(nodes[b].done) })
+	did := map[int]bool{}
+	for _, n := range nodes {
+		for i, m := range ms {
 			if n.done[m.Version] {
 				continue
 			}
-			where := ""
-			if o.Cluster != "" {
-				where = " on " + n.addr
+			if err := applyOn(ctx, o, n, m, stmts[i]); err != nil {
+				return len(did), err
 			}
-			for _, s := range stmts[i] {
-				if err := n.conn.Exec(ctx, s); err != nil {
-					return applied, fmt.Errorf("cannot apply migration %s%s: %w", m.Name, where, err)
-				}
-			}
-			if err := insert(ctx, n.conn, o.Database+".schema_migrations", []string{"version", "name", "applied_at"},
-				uint32(m.Version), m.Name, time.Now()); err != nil {
-				return applied, fmt.Errorf("cannot record migration %s%s: %w", m.Name, where, err)
-			}
-			didAny = true
-			logf("applied migration %s%s", m.Name, where)
-		}
-		if didAny {
-			applied++
+			did[m.Version] = true
+			logf("applied migration %s%s", m.Name, n.where(o))
 		}
 	}
-	return applied, nil
+	return len(did), nil
+}
+
+func (n *node) where(o Options) string {
+	if o.Cluster == "" {
+		return ""
+	}
+	return " on " + n.addr
+}
+
+// applyOn runs one migration's statements on n and records it there.
+func applyOn(ctx context.Context, o Options, n *node, m Migration, stmts []string) error {
+	for _, s := range stmts {
+		if has, err := hasAddedColumn(ctx, n.conn, s); err != nil {
+			return fmt.Errorf("cannot apply migration %s%s: %w", m.Name, n.where(o), err)
+		} else if has {
+			continue
+		}
+		if err := n.conn.Exec(ctx, s); err != nil {
+			if has, _ := hasAddedColumn(ctx, n.conn, s); has {
+				continue // another replica's ALTER arrived meanwhile
+			}
+			return fmt.Errorf("cannot apply migration %s%s: %w", m.Name, n.where(o), err)
+		}
+	}
+	if err := insert(ctx, n.conn, o.Database+".schema_migrations", []string{"version", "name", "applied_at"},
+		uint32(m.Version), m.Name, time.Now()); err != nil {
+		return fmt.Errorf("cannot record migration %s%s: %w", m.Name, n.where(o), err)
+	}
+	return nil
+}
+
+var addColumnRE = regexp.MustCompile(`^\s*ALTER TABLE ([A-Za-z0-9_]+)\.([A-Za-z0-9_]+) ADD COLUMN ([A-Za-z0-9_]+) `)
+
+// AddedColumn says whether stmt (a rendered migration) is an ADD COLUMN,
+// and of which column. Whoever applies migrations skips it where the table
+// has the column already (see the package comment); Migrate does.
+func AddedColumn(stmt string) (db, table, column string, ok bool) {
+	m := addColumnRE.FindStringSubmatch(stripComments(stmt))
+	if m == nil {
+		return "", "", "", false
+	}
+	return m[1], m[2], m[3], true
+}
+
+// hasAddedColumn says whether stmt is an ADD COLUMN whose column the table
+// already has on the server conn talks to.
+func hasAddedColumn(ctx context.Context, conn driver.Conn, stmt string) (bool, error) {
+	db, table, column, ok := AddedColumn(stmt)
+	if !ok {
+		return false, nil
+	}
+	var n uint64
+	err := conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?", db, table, column).Scan(&n)
+	return n > 0, err
+}
+
+// stripComments drops the -- comment lines a migration starts with.
+func stripComments(stmt string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(stmt, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(line), "--") {
+			b.WriteString(line + "\n")
+		}
+	}
+	return b.String()
 }
 
 // migrationNodes connects to o.Addr or, with o.Cluster, to every node the

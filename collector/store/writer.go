@@ -78,7 +78,7 @@ type Writer struct {
 // directory cannot be used.
 func NewWriter(conn driver.Conn, opt WriterOptions) (*Writer, error) {
 	w := &Writer{conn: conn}
-	s, err := newSink("results", opt, jsonCodec[Row](), w.send)
+	s, err := newSink("results", opt, resultsCodec(), w.send)
 	if err != nil {
 		return nil, err
 	}
@@ -129,4 +129,12 @@ func (w *Writer) appendAndSend(ctx context.Context, rows []Row) error {
 		}
 	}
 	return batch.Send()
+}
+
+// resultsCodec is a result's journal line: the Row as JSON; a row read back
+// is marked Replay (see codec.replay).
+func resultsCodec() codec[Row] {
+	c := jsonCodec[Row]()
+	c.replay = func(r *Row) { r.Replay = true }
+	return c
 }

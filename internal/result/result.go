@@ -7,6 +7,13 @@ import (
 	"time"
 )
 
+// ReplayHeader, set to 1 on a POST of results, says they may have reached
+// the collector before: an earlier post of them got no answer or an error,
+// or an earlier run of the agent spooled them and may have posted them.
+// The collector stores them marked replay = 1 (migration 0050), so queries
+// count every result once without reading FINAL (query/rows.go).
+const ReplayHeader = "Meridian-Replay"
+
 // Version is the wire contract version carried in every result ("v").
 // Additive, optional fields do not bump it; a renamed, removed or retyped
 // field does, and the collector keeps accepting the previous version.

@@ -28,7 +28,7 @@ func TestQueryCommands(t *testing.T) {
 	e := chtest.Server(t, o.Database)
 	for _, q := range []string{
 		"INSERT INTO rum_cdn (ts, site, pv, country, device, is_bot, kind, cdn, ttfb_ms, error, status) VALUES " + strings.Join(rum, ", "),
-		"INSERT INTO rum_cdn (ts, site, pv, country, device, is_bot, kind, cdn, ttfb_ms, error, status) VALUES " + rum[0],
+		"INSERT INTO rum_cdn (ts, site, pv, country, device, is_bot, kind, cdn, ttfb_ms, error, status, replay) VALUES " + strings.TrimSuffix(rum[0], ")") + ", 1)",
 		"INSERT INTO results (ts, id, agent, region, check_name, kind, target, ok, ttfb_ms, total_ms) VALUES " + strings.Join(res, ", "),
 	} {
 		if _, err := e.Exec(q); err != nil {

@@ -1,6 +1,7 @@
 -- One row per probe result (internal/result.Result). Absent phases are NULL,
--- never 0. Retries carry the same id; ReplacingMergeTree folds them on merge
--- and queries read with FINAL, so a replay never double-counts.
+-- never 0. Retries carry the same id; ReplacingMergeTree folds them on merge,
+-- and a copy stored again is marked replay = 1 (0050), so queries count
+-- each result once (query/rows.go).
 -- shard-by: cityHash64(id)
 CREATE TABLE IF NOT EXISTS {{.Table "results"}} (
     ts              DateTime,
@@ -93,7 +94,10 @@ CREATE TABLE IF NOT EXISTS {{.Table "results"}} (
     clock_synced    Nullable(UInt8),
     clock_offset_ms Nullable(Float64),
 
-    received_at     DateTime
+    received_at     DateTime,
+    -- Added by migration 0050 to databases made before it; last, as
+    -- an ALTER ADD COLUMN puts it, so new replicas match older ones.
+    replay          UInt8 DEFAULT 0
 ) ENGINE = {{.Engine "ReplacingMergeTree"}}
 PARTITION BY toDate(ts)
 ORDER BY (check_name, agent, ts, id)

@@ -53,7 +53,10 @@ CREATE TABLE IF NOT EXISTS {{.Table "rum_pageviews"}} (
     server_timing_has_dur Array(UInt8),
     server_timing_desc  Array(String),
 
-    received_at         DateTime
+    received_at         DateTime,
+    -- Added by migration 0052 to databases made before it; last, as
+    -- an ALTER ADD COLUMN puts it, so new replicas match older ones.
+    replay              UInt8 DEFAULT 0
 ) ENGINE = {{.Engine "ReplacingMergeTree"}}
 PARTITION BY toDate(ts)
 ORDER BY (site, pv)

@@ -29,7 +29,10 @@ CREATE TABLE IF NOT EXISTS {{.Table "rum_cdn"}} (
     bytes           Nullable(Int64),
     tao             Nullable(UInt8),
     error           UInt8,
-    status          UInt16
+    status          UInt16,
+    -- Added by migration 0051 to databases made before it; last, as an
+    -- ALTER ADD COLUMN puts it, so new replicas match older ones.
+    replay          UInt8 DEFAULT 0
 ) ENGINE = {{.Engine "ReplacingMergeTree"}}
 PARTITION BY toDate(ts)
 ORDER BY (site, pv, kind, cdn, host)

@@ -134,6 +134,15 @@ func migrate(exec func(string) (string, error)) error {
 		stmts = append(stmts, ss...)
 	}
 	for _, q := range append(stmts, "USE ref") {
+		if db, table, column, ok := store.AddedColumn(q); ok {
+			out, err := exec(fmt.Sprintf("SELECT count() FROM system.columns WHERE database = '%s' AND table = '%s' AND name = '%s'", db, table, column))
+			if err != nil {
+				return err
+			}
+			if strings.TrimSpace(out) != "0" {
+				continue // made by the CREATE already, as store.Migrate skips it
+			}
+		}
 		if _, err := exec(q); err != nil {
 			return fmt.Errorf("cannot migrate: %v\n%s", err, q)
 		}
