@@ -7,6 +7,9 @@
 # pdns is PowerDNS with the geoip backend (LUA country()) and gsqlite3, the
 # backend whose zones the API can change (the steering push tests); its probe
 # is the gsqlite3 schema they load with the sqlite3 client.
+# cloud-init checks deploy/cloud-init's user-data (cloud-init schema); systemd
+# brings systemd-analyze and systemctl for deploy/'s unit and install.sh tests
+# (a container image may lack it; a Debian VM has it).
 set -euo pipefail
 
 declare -A pkgs=(
@@ -16,6 +19,8 @@ declare -A pkgs=(
 	[zookeeper]="zookeeper"
 	[pdns]="pdns-server pdns-backend-bind pdns-backend-geoip pdns-backend-sqlite3 sqlite3"
 	[haproxy]="haproxy"
+	[cloud-init]="cloud-init"
+	[systemd]="systemd"
 )
 # A command, or a file (a path) whose presence means the package is there.
 declare -A probe=(
@@ -25,6 +30,8 @@ declare -A probe=(
 	[zookeeper]="/usr/share/java/zookeeper.jar"
 	[pdns]="/usr/share/doc/pdns-backend-sqlite3/schema.sqlite3.sql"
 	[haproxy]="haproxy"
+	[cloud-init]="cloud-init"
+	[systemd]="systemd-analyze"
 )
 
 present() {
@@ -46,5 +53,8 @@ DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recomme
 for want in "$@"; do
 	present "${probe[$want]}" || { echo "deps.sh: ${pkgs[$want]} installed, but ${probe[$want]} is still missing" >&2; exit 1; }
 done
+# Installed here for `cloud-init schema` only: keep it from configuring this
+# machine at its next boot (a cloud VM that already had it is left alone).
+[[ " ${missing[*]} " != *" cloud-init "* ]] || $sudo touch /etc/cloud/cloud-init.disabled
 [[ " $* " != *" zookeeper "* ]] || command -v java >/dev/null ||
 	{ echo "deps.sh: zookeeper installed, but no java: install a JRE (default-jre-headless)" >&2; exit 1; }
