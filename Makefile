@@ -32,6 +32,7 @@ bench:
 	MERIDIAN_BENCH=1 go test -count=1 -v -timeout 20m -run '^TestBeaconIngestBench$$' ./e2e/ | grep -v '^[=-]\|\[collector\]'
 	MERIDIAN_BENCH=1 go test -count=1 -v -timeout 20m -run '^TestSteeringBench$$' ./collector/steering/ | grep 'BENCH\|FAIL'
 	MERIDIAN_BENCH=1 go test -count=1 -v -timeout 30m -run '^TestQueryBench$$' ./query/ | grep 'BENCH\|inserted\|FAIL'
+	MERIDIAN_BENCH=1 go test -count=1 -v -timeout 20m -run '^TestScaleOutBench$$' ./e2e/ | grep 'BENCH\|FAIL'
 
 ## lint: formatting, vet, staticcheck
 lint:

@@ -164,9 +164,11 @@ func putSite(ctx context.Context, conn driver.Conn, s Site, now time.Time) error
 		s.Name, s.Key, s.Origins, s.Sample, *b2u(&s.RespectGPC), string(cdns), s.CreatedAt, uint64(now.UnixNano()))
 }
 
-// ListSites returns the registered sites, by name.
+// ListSites returns the registered sites, by name. Sorted here: on a
+// cluster, 18.16 answers FINAL … ORDER BY through the Distributed table
+// with "Cannot find column version" on the node holding the rows.
 func ListSites(ctx context.Context, conn driver.Conn) ([]Site, error) {
-	rows, err := conn.Query(ctx, "SELECT name, site_key, origins, sample, respect_gpc, cdns, created_at FROM sites FINAL ORDER BY name")
+	rows, err := conn.Query(ctx, "SELECT name, site_key, origins, sample, respect_gpc, cdns, created_at FROM sites FINAL")
 	if err != nil {
 		return nil, fmt.Errorf("cannot list sites: %w", err)
 	}
@@ -187,6 +189,7 @@ func ListSites(ctx context.Context, conn driver.Conn) ([]Site, error) {
 		}
 		out = append(out, s)
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, rows.Err()
 }
 
