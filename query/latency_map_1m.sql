@@ -1,5 +1,5 @@
--- latency-map rollup: the latency map over the per-minute rollups rum_cdn_1m and results_member_1m
--- (collector/store/migrations/0040-0043), for long windows: cheap, but the
+-- latency-map rollup: the latency map over the rollups of rum_cdn and results per member (per minute, and per hour for whole hours)
+-- (collector/store/migrations/0040-0043, 0053-0056; query/rollup.go), for long windows: cheap, but the
 -- window is whole minutes and a replayed row (same page view or result id)
 -- counts again (the rollups' materialized views see inserts, not merges);
 -- latency_map.sql reads the raw tables, each row once, and is exact. Same columns and
@@ -27,8 +27,7 @@ FROM
             '' AS x_target,
             CAST(region AS String) AS x_region,
             samples, errors, q
-        FROM rum_cdn_1m
-        WHERE minute >= {{.From}} AND minute <= {{.To}}
+        FROM {{.Tiered "rum_cdn"}}
         UNION ALL
         SELECT
             minute,
@@ -40,8 +39,7 @@ FROM
             target AS x_target,
             CAST(region AS String) AS x_region,
             samples, errors, q
-        FROM results_member_1m
-        WHERE minute >= {{.From}} AND minute <= {{.To}}
+        FROM {{.Tiered "results_member"}}
     )
     WHERE 1{{.Where}}
     GROUP BY {{.Group}}

@@ -110,7 +110,7 @@ func (s *spec) plan(name string, o Options) (*plan, error) {
 		from = from.Truncate(time.Minute) // the rollup's minute holding from
 	}
 	d := s.data(o, by, bucket, useRollup)
-	d.from, d.to = from, to
+	d.from, d.to, d.byMinute = from, to, bucket == "minute"
 	t, err := parse(file)
 	if err != nil {
 		return nil, err
@@ -201,6 +201,7 @@ type tdata struct {
 	args          []any
 	usedCountries bool
 	usedRows      bool
+	byMinute      bool // bucketed by minute: a rollup's hour tier cannot answer
 }
 
 // From and To bind the window's ends as DateTime.

@@ -314,8 +314,8 @@ func TestReplicatedRetention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(dry) != 4*9 { // as TestApplyRetention: 9 per node
-		t.Errorf("dry run: got %d partitions %v, want 9 on each of 4 nodes", len(dry), dry)
+	if len(dry) != 4*10 { // as TestApplyRetention: 10 per node
+		t.Errorf("dry run: got %d partitions %v, want 10 on each of 4 nodes", len(dry), dry)
 	}
 	for i := range conns {
 		checkPartitions(t, conns[i], o.Database, before)

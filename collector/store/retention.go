@@ -17,7 +17,7 @@ import (
 var RetentionTables = map[string][]string{
 	"results":    {"results"},
 	"beacons":    {"rum_pageviews", "rum_cdn"},
-	"rollups":    {"results_1m", "rum_pageviews_1m", "rum_cdn_1m", "results_member_1m"},
+	"rollups":    {"results_1m", "rum_pageviews_1m", "rum_cdn_1m", "results_member_1m", "rum_cdn_1h", "results_member_1h"},
 	"heartbeats": {"agent_heartbeats"},
 	"steering":   {"steering_history", "steering_pushes"},
 }

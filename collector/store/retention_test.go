@@ -70,7 +70,7 @@ func TestApplyRetention(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
 	seedRetention(t, conn, 1)
-	before := map[string]uint64{"results": 4, "rum_pageviews": 4, "results_1m": 4, "rum_pageviews_1m": 4, "results_member_1m": 4}
+	before := map[string]uint64{"results": 4, "rum_pageviews": 4, "results_1m": 4, "rum_pageviews_1m": 4, "results_member_1m": 4, "results_member_1h": 4}
 	checkCounts(t, conn, o.Database, before)
 
 	days := retentionDays // results and beacons 30 days, rollups 400
@@ -79,10 +79,10 @@ func TestApplyRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	// results and rum_pageviews: 40, 41 and 500 days old; each rollup that
-	// holds rows (results_1m, rum_pageviews_1m, results_member_1m; no probe
-	// fetches reach rum_cdn_1m): 500.
-	if len(dry) != 9 {
-		t.Errorf("dry run: got %d partitions %v, want 9", len(dry), dry)
+	// holds rows (results_1m, rum_pageviews_1m, results_member_1m and _1h;
+	// no probe fetches reach rum_cdn_1m or _1h): 500.
+	if len(dry) != 10 {
+		t.Errorf("dry run: got %d partitions %v, want 10", len(dry), dry)
 	}
 	checkCounts(t, conn, o.Database, before)
 
@@ -98,7 +98,7 @@ func TestApplyRetention(t *testing.T) {
 			t.Errorf("dropped %v: want one row, older than 30 days", d)
 		}
 	}
-	checkCounts(t, conn, o.Database, map[string]uint64{"results": 1, "rum_pageviews": 1, "results_1m": 3, "rum_pageviews_1m": 3, "results_member_1m": 3})
+	checkCounts(t, conn, o.Database, map[string]uint64{"results": 1, "rum_pageviews": 1, "results_1m": 3, "rum_pageviews_1m": 3, "results_member_1m": 3, "results_member_1h": 3})
 
 	again, err := store.ApplyRetention(ctx, conn, o.Database, store.RetentionOptions{Days: days})
 	if err != nil || len(again) != 0 {
@@ -134,8 +134,8 @@ func TestApplyClusterRetention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(dry) != 2*9 { // as TestApplyRetention: 9 per node
-		t.Errorf("dry run: got %d partitions %v, want 9 on each of 2 nodes", len(dry), dry)
+	if len(dry) != 2*10 { // as TestApplyRetention: 10 per node
+		t.Errorf("dry run: got %d partitions %v, want 10 on each of 2 nodes", len(dry), dry)
 	}
 	for i := range conns {
 		checkPartitions(t, conns[i], o.Database, before)
@@ -155,8 +155,8 @@ func TestApplyClusterRetention(t *testing.T) {
 			t.Errorf("dropped %v: want a _local table's partition, with rows, older than 30 days", d)
 		}
 	}
-	if addrs := chtest.ClusterAddrs(t); perNode[addrs[0]] != 9 || perNode[addrs[1]] != 9 {
-		t.Errorf("dropped %v partitions per node, want 9 on each of %v", perNode, addrs)
+	if addrs := chtest.ClusterAddrs(t); perNode[addrs[0]] != 10 || perNode[addrs[1]] != 10 {
+		t.Errorf("dropped %v partitions per node, want 10 on each of %v", perNode, addrs)
 	}
 	for i := range conns {
 		checkPartitions(t, conns[i], o.Database, map[string]int{"results_local": 1, "rum_pageviews_local": 1, "results_1m_local": 3, "rum_pageviews_1m_local": 3})
