@@ -47,14 +47,15 @@ rum-js:
 clean:
 	rm -rf $(BIN)
 
-## dist: static, stripped binaries for linux amd64 and arm64 in dist/, the
-## version from `git describe` stamped in, and their SHA-256 sums
+## dist: static, stripped binaries for linux amd64 and arm64 in dist/ (or
+## DIST=dir), the version from `git describe` stamped in, and their SHA-256 sums
+DIST ?= dist
 dist:
-	rm -rf dist && mkdir -p dist
+	rm -rf $(DIST) && mkdir -p $(DIST)
 	for arch in amd64 arm64; do \
 		for cmd in meridian meridian-agent; do \
 			pkg=./collector/cmd/meridian; [ $$cmd = meridian-agent ] && pkg=./agent/cmd/meridian-agent; \
-			CGO_ENABLED=0 GOOS=linux GOARCH=$$arch go build -trimpath -ldflags '$(LDFLAGS)' -o dist/$$cmd-linux-$$arch $$pkg || exit 1; \
+			CGO_ENABLED=0 GOOS=linux GOARCH=$$arch go build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/$$cmd-linux-$$arch $$pkg || exit 1; \
 		done; \
 	done
-	cd dist && sha256sum meridian* > SHA256SUMS && cat SHA256SUMS
+	cd $(DIST) && sha256sum meridian* > SHA256SUMS && cat SHA256SUMS
