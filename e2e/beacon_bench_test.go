@@ -19,7 +19,7 @@ import (
 
 	"github.com/meridian-net/meridian/collector/enrich/enrichtest"
 	"github.com/meridian-net/meridian/collector/store"
-	"github.com/meridian-net/meridian/internal/chtest"
+	"github.com/meridian-net/meridian/collector/store/chtest"
 )
 
 // benchBeacon is rum-js/BEACON.md's full example, compact; SITEKEY and the

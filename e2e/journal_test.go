@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meridian-net/meridian/internal/chtest"
+	"github.com/meridian-net/meridian/collector/store/chtest"
 )
 
 // TestAcknowledgedBeaconsSurviveKill9: the collector acknowledges beacons

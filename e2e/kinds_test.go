@@ -16,7 +16,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/meridian-net/meridian/collector/store"
-	"github.com/meridian-net/meridian/internal/chtest"
+	"github.com/meridian-net/meridian/collector/store/chtest"
 )
 
 // TestEveryKindLandsInClickHouse runs one agent with a check of every kind

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/meridian-net/meridian/collector/store"
-	"github.com/meridian-net/meridian/internal/chtest"
+	"github.com/meridian-net/meridian/collector/store/chtest"
 )
 
 // TestNothingLostAcrossOutagesAndKill9: the collector goes away for a while

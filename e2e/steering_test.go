@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/meridian-net/meridian/collector/steering"
-	"github.com/meridian-net/meridian/internal/chtest"
+	"github.com/meridian-net/meridian/collector/store/chtest"
 )
 
 // TestSteeringEndToEnd: an agent in BR measures two members of a pool (two

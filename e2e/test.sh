@@ -43,7 +43,7 @@ MERIDIAN_TEST_CLICKHOUSE="$addr" MERIDIAN_TEST_CLICKHOUSE_HTTP="$(cat "$chdir/si
 	go test -race -timeout 15m -count=1 ./...
 
 echo "== replay every statement clickhouse-go sent to 18.16 on ClickHouse 26.x"
-go run ./internal/chtest/replay "$(cat "$chdir/single/http_addr")"
+go run ./collector/store/chtest/replay "$(cat "$chdir/single/http_addr")"
 
 echo "== fuzz the decoders briefly (corpora in testdata/fuzz)"
 # Budgets in executions, not seconds: with a time budget, Go 1.26's fuzz

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meridian-net/meridian/internal/chtest"
+	"github.com/meridian-net/meridian/collector/store/chtest"
 )
 
 // seedAll stores, through SQL on engine e, rows with known answers for every

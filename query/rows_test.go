@@ -9,7 +9,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/meridian-net/meridian/internal/chtest"
+	"github.com/meridian-net/meridian/collector/store/chtest"
 	"github.com/meridian-net/meridian/query"
 )
 

@@ -9,13 +9,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/meridian-net/meridian/agent/probe"
 	"github.com/meridian-net/meridian/agent/ship"
-	"github.com/meridian-net/meridian/internal/result"
+	checkdef "github.com/meridian-net/meridian/internal/probe"
 	"github.com/meridian-net/meridian/internal/yamlconf"
 )
 
@@ -25,8 +23,8 @@ const (
 	DefaultShipBatch     = 500
 	DefaultMaxSpoolBytes = 256 << 20
 	MinMaxSpoolBytes     = 1 << 20
-	DefaultCheckInterval = 60 * time.Second
-	MinCheckInterval     = time.Second
+	DefaultCheckInterval = checkdef.DefaultInterval
+	MinCheckInterval     = checkdef.MinInterval
 	MinShipInterval      = 10 * time.Millisecond
 )
 
@@ -37,10 +35,10 @@ type Config struct {
 	// CollectorCA is a PEM file holding the private CA that signed the
 	// collector's certificate, trusted besides the system roots; relative
 	// to the config file's directory. --ca / MERIDIAN_CA override it.
-	CollectorCA string        `yaml:"collector_ca"`
-	Token       string        `yaml:"token"` // --token / MERIDIAN_TOKEN override it
-	Ship        Ship          `yaml:"ship"`
-	Checks      []probe.Check `yaml:"checks"`
+	CollectorCA string           `yaml:"collector_ca"`
+	Token       string           `yaml:"token"` // --token / MERIDIAN_TOKEN override it
+	Ship        Ship             `yaml:"ship"`
+	Checks      []checkdef.Check `yaml:"checks"`
 
 	// Version identifies the file's contents (a hash of its bytes), so
 	// agents running the same config show the same number.
@@ -91,9 +89,6 @@ func Parse(name string, b []byte) (*Config, error) {
 	return &cfg, nil
 }
 
-// yamlError words a yaml.v3 error as "name:line: …" (remote.go uses it too).
-func yamlError(name string, err error) error { return yamlconf.Error(name, err) }
-
 // setDefaults fills what the file left out; relative paths in it are
 // relative to dir, the config file's directory.
 func (c *Config) setDefaults(dir string) {
@@ -113,16 +108,7 @@ func (c *Config) setDefaults(dir string) {
 		c.Ship.MaxSpoolBytes = DefaultMaxSpoolBytes
 	}
 	for i := range c.Checks {
-		ck := &c.Checks[i]
-		if ck.Interval == 0 {
-			ck.Interval = DefaultCheckInterval
-		}
-		if ck.Timeout == 0 {
-			ck.Timeout = ck.Interval * 4 / 5
-		}
-		if ck.HTTP.CAFile != "" && !filepath.IsAbs(ck.HTTP.CAFile) {
-			ck.HTTP.CAFile = filepath.Join(dir, ck.HTTP.CAFile)
-		}
+		c.Checks[i].SetDefaults(dir)
 	}
 }
 
@@ -144,57 +130,8 @@ func (c *Config) validate(l *yamlconf.Doc) error {
 		return l.Errorf(fmt.Sprintf("ship.batch %d must be at least 1", c.Ship.Batch), "ship", "batch")
 	case c.Ship.MaxSpoolBytes < MinMaxSpoolBytes:
 		return l.Errorf(fmt.Sprintf("ship.max_spool_bytes %v is below the minimum %v", c.Ship.MaxSpoolBytes, ByteSize(MinMaxSpoolBytes)), "ship", "max_spool_bytes")
-	case len(c.Checks) == 0:
-		return l.Errorf("no checks: add at least one under checks:", "checks")
 	}
-	seen := map[string]int{}
-	for i := range c.Checks {
-		if err := c.validateCheck(l, i, seen); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (c *Config) validateCheck(l *yamlconf.Doc, i int, seen map[string]int) error {
-	ck := &c.Checks[i]
-	at := func(msg string, key string) error {
-		prefix := fmt.Sprintf("checks[%d]", i)
-		if ck.Name != "" {
-			prefix += fmt.Sprintf(" (%s)", ck.Name)
-		}
-		return l.Errorf(prefix+": "+msg, "checks", strconv.Itoa(i), key)
-	}
-	switch {
-	case ck.Name == "":
-		return at("name must not be empty", "")
-	case seen[ck.Name] > 0:
-		return at(fmt.Sprintf("name %q is already used by checks[%d]; names must be unique", ck.Name, seen[ck.Name]-1), "name")
-	case !result.KnownKind(ck.Kind) && ck.Kind != probe.KindCDN:
-		return at(fmt.Sprintf("unknown kind %q (want one of %s, %s)", ck.Kind, strings.Join(result.Kinds, ", "), probe.KindCDN), "kind")
-	case probe.Probes[ck.Kind] == nil:
-		return at(fmt.Sprintf("kind %q has no probe in this build", ck.Kind), "kind")
-	case ck.Target == "" && ck.Kind != probe.KindCDN: // a cdn check's targets are its members
-		return at("target must not be empty", "target")
-	case ck.Interval < MinCheckInterval:
-		return at(fmt.Sprintf("interval %v is below the minimum %v", ck.Interval, MinCheckInterval), "interval")
-	case ck.Timeout < 0:
-		return at(fmt.Sprintf("timeout %v must be positive", ck.Timeout), "timeout")
-	case ck.Timeout > ck.Interval:
-		return at(fmt.Sprintf("timeout %v is longer than interval %v; lower it or raise the interval", ck.Timeout, ck.Interval), "timeout")
-	}
-	seen[ck.Name] = i + 1
-	if ck.Kind == result.KindHTTP {
-		if _, err := probe.ParseHTTPTarget(ck.Target); err != nil {
-			return at(err.Error(), "target")
-		}
-		if ck.HTTP.CAFile != "" {
-			if _, err := probe.LoadCAFile(ck.HTTP.CAFile); err != nil {
-				return at(err.Error(), "http")
-			}
-		}
-	}
-	return nil
+	return checkdef.ValidateChecks(l, c.Checks, probe.Has)
 }
 
 // ValidateCollector checks a collector base URL.

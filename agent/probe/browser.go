@@ -15,27 +15,9 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	checkdef "github.com/meridian-net/meridian/internal/probe"
 	"github.com/meridian-net/meridian/internal/result"
 )
-
-// BrowserOptions are the options of a browser check; its target is an
-// http(s) URL loaded in headless Chromium.
-//
-//	browser:
-//	  exec_path: /usr/bin/chromium  # default: $MERIDIAN_CHROMIUM, else /usr/bin/chromium
-//	  wait_after_load: 1s           # after the load event, to catch late LCP/CLS/long tasks; <0: none
-//	  concurrency: 2                # page loads at once in this agent (all browser checks)
-//	  user_agent: ""                # default: Chromium's, "HeadlessChrome" -> "Chrome", + " meridian-agent"
-//
-// One Chromium process serves every check with the same exec_path; each
-// check gets a fresh incognito-like browser context (empty cache, cookies
-// and storage), so every load is cold.
-type BrowserOptions struct {
-	ExecPath      string        `yaml:"exec_path"`
-	WaitAfterLoad time.Duration `yaml:"wait_after_load"`
-	Concurrency   int           `yaml:"concurrency"`
-	UserAgent     string        `yaml:"user_agent"`
-}
 
 // Browser defaults.
 const (
@@ -54,7 +36,8 @@ const (
 // ChromiumInstallHint is the fix named when Chromium cannot start.
 const ChromiumInstallHint = "install it with `apt-get install chromium`, or point browser.exec_path (or MERIDIAN_CHROMIUM) at a Chromium/Chrome binary"
 
-func (o *BrowserOptions) execPath() string {
+// browserExecPath is the Chromium binary of o.
+func browserExecPath(o *BrowserOptions) string {
 	switch {
 	case o.ExecPath != "":
 		return o.ExecPath
@@ -64,7 +47,8 @@ func (o *BrowserOptions) execPath() string {
 	return DefaultChromium
 }
 
-func (o *BrowserOptions) wait() time.Duration {
+// browserWait is how long o waits after the load event.
+func browserWait(o *BrowserOptions) time.Duration {
 	switch {
 	case o.WaitAfterLoad < 0:
 		return 0
@@ -74,7 +58,8 @@ func (o *BrowserOptions) wait() time.Duration {
 	return o.WaitAfterLoad
 }
 
-func (o *BrowserOptions) concurrency() int {
+// browserConcurrency is how many pages this agent loads at once.
+func browserConcurrency(o *BrowserOptions) int {
 	if o.Concurrency > 0 {
 		return o.Concurrency
 	}
@@ -101,7 +86,7 @@ type pageLoad struct {
 }
 
 func loadPage(ctx context.Context, c *Check) (*pageLoad, error) {
-	u, err := ParseHTTPTarget(c.Target)
+	u, err := checkdef.ParseHTTPTarget(c.Target)
 	if err != nil {
 		return nil, err
 	}
@@ -116,11 +101,11 @@ func loadPage(ctx context.Context, c *Check) (*pageLoad, error) {
 		ctx, cancel = context.WithTimeout(ctx, DefaultBrowserTimeout)
 		defer cancel()
 	}
-	if err := pageLoads.acquire(ctx, o.concurrency()); err != nil {
-		return nil, fmt.Errorf("browser check %q: no free page-load slot before the deadline (%d loads at once; raise browser.concurrency or the timeout): %w", c.Name, o.concurrency(), err)
+	if err := pageLoads.acquire(ctx, browserConcurrency(o)); err != nil {
+		return nil, fmt.Errorf("browser check %q: no free page-load slot before the deadline (%d loads at once; raise browser.concurrency or the timeout): %w", c.Name, browserConcurrency(o), err)
 	}
 	defer pageLoads.release()
-	b, err := getBrowser(ctx, o.execPath())
+	b, err := getBrowser(ctx, browserExecPath(o))
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("browser check %q: Chromium did not start before the deadline: %w", c.Name, err)
@@ -167,7 +152,7 @@ func (b *browserProc) load(ctx context.Context, c *Check, u *url.URL) (*pageLoad
 	resp, navErr := chromedp.Run(loadCtx, chromedp.NavigateResponse(u.String()))
 	navEnd := time.Now()
 	if navErr == nil {
-		if wait := min(o.wait(), time.Until(deadline.Add(-reserve))); wait > 0 {
+		if wait := min(browserWait(o), time.Until(deadline.Add(-reserve))); wait > 0 {
 			select {
 			case <-time.After(wait):
 			case <-loadCtx.Done():

@@ -30,7 +30,7 @@ import (
 // requireChromium fails (never skips) a test that needs a real browser.
 func requireChromium(t *testing.T) {
 	t.Helper()
-	p := (&BrowserOptions{}).execPath()
+	p := browserExecPath(&BrowserOptions{})
 	if _, err := exec.LookPath(p); err != nil {
 		t.Fatalf("browser tests need Chromium at %s (%v): install it with `apt-get install chromium`, or set MERIDIAN_CHROMIUM", p, err)
 	}
@@ -429,7 +429,7 @@ func TestBrowserRestartsDeadBrowser(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		browsers.Lock()
-		b := browsers.m[(&BrowserOptions{}).execPath()]
+		b := browsers.m[browserExecPath(&BrowserOptions{})]
 		browsers.Unlock()
 		if b == nil || b.ctx.Err() != nil || time.Now().After(deadline) {
 			break
@@ -454,16 +454,16 @@ func TestBrowserCannotStart(t *testing.T) {
 func TestBrowserOptionsDefaults(t *testing.T) {
 	t.Setenv("MERIDIAN_CHROMIUM", "")
 	var o BrowserOptions
-	if o.execPath() != DefaultChromium || o.wait() != time.Second || o.concurrency() != 2 {
-		t.Errorf("defaults: %s %s %d", o.execPath(), o.wait(), o.concurrency())
+	if browserExecPath(&o) != DefaultChromium || browserWait(&o) != time.Second || browserConcurrency(&o) != 2 {
+		t.Errorf("defaults: %s %s %d", browserExecPath(&o), browserWait(&o), browserConcurrency(&o))
 	}
 	t.Setenv("MERIDIAN_CHROMIUM", "/opt/chrome")
-	if o.execPath() != "/opt/chrome" {
-		t.Errorf("MERIDIAN_CHROMIUM ignored: %s", o.execPath())
+	if browserExecPath(&o) != "/opt/chrome" {
+		t.Errorf("MERIDIAN_CHROMIUM ignored: %s", browserExecPath(&o))
 	}
 	o = BrowserOptions{ExecPath: "/x", WaitAfterLoad: -1, Concurrency: 5}
-	if o.execPath() != "/x" || o.wait() != 0 || o.concurrency() != 5 {
-		t.Errorf("set: %s %s %d", o.execPath(), o.wait(), o.concurrency())
+	if browserExecPath(&o) != "/x" || browserWait(&o) != 0 || browserConcurrency(&o) != 5 {
+		t.Errorf("set: %s %s %d", browserExecPath(&o), browserWait(&o), browserConcurrency(&o))
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	checkdef "github.com/meridian-net/meridian/internal/probe"
 	"github.com/meridian-net/meridian/internal/result"
 )
 
@@ -247,22 +248,6 @@ func setCDN(h *result.HTTP, headers http.Header) {
 	h.CDN, h.CDNPoP, h.CDNCache = info.Vendor, info.PoP, info.Cache
 }
 
-// CDNOptions are the options of a cdn check: the same object fetched
-// through each member, one http result per member (and per hop). The http
-// options sit beside members and apply to every member.
-//
-//	cdn:
-//	  members:
-//	    cloudflare: https://cf.example.com/obj.bin
-//	    origin: https://origin.example.com/obj.bin
-//	  concurrency: 4
-//	  cache_bust: true
-type CDNOptions struct {
-	Members     map[string]string `yaml:"members"`
-	Concurrency int               `yaml:"concurrency"` // members fetched at once; default 4
-	HTTPOptions `yaml:",inline"`
-}
-
 // DefaultCDNConcurrency bounds a cdn check's simultaneous fetches.
 const DefaultCDNConcurrency = 4
 
@@ -308,7 +293,7 @@ func cdnMembers(c *Check) ([]string, error) {
 	}
 	names := make([]string, 0, len(c.CDN.Members))
 	for name, target := range c.CDN.Members {
-		if _, err := ParseHTTPTarget(target); err != nil {
+		if _, err := checkdef.ParseHTTPTarget(target); err != nil {
 			return nil, fmt.Errorf("cannot run cdn check %q: member %q: %w", c.Name, name, err)
 		}
 		if _, err := newHTTPCheck(&Check{Name: c.Name, Target: target, HTTP: c.CDN.HTTPOptions}); err != nil {

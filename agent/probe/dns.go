@@ -14,22 +14,6 @@ import (
 	"github.com/meridian-net/meridian/internal/result"
 )
 
-// DNSOptions are the options of a dns check; its target is the name to query.
-//
-//	dns:
-//	  resolvers: ["1.1.1.1:53", "8.8.8.8"] # one result each; default: the system's first nameserver
-//	  qtype: A                             # A (default), AAAA, CNAME, NS, TXT, HTTPS, MX, SOA, …
-//	  transport: udp                       # udp (default; retried over tcp when truncated) or tcp
-//	  expect_rcode: NOERROR                # default NOERROR
-//	  expect_answer_contains: "192.0.2.1"  # optional, matched against each answer's text
-type DNSOptions struct {
-	Resolvers            []string `yaml:"resolvers"`
-	QType                string   `yaml:"qtype"`
-	Transport            string   `yaml:"transport"`
-	ExpectRcode          string   `yaml:"expect_rcode"`
-	ExpectAnswerContains string   `yaml:"expect_answer_contains"`
-}
-
 // resolvConf is where the system resolver is read from when a dns check
 // names none; a variable so tests can point it elsewhere.
 var resolvConf = "/etc/resolv.conf"
@@ -50,11 +34,11 @@ type dnsQuery struct {
 // DNS queries each resolver for the target name, concurrently, and returns
 // one result per resolver.
 func DNS(ctx context.Context, c *Check) ([]*result.Result, error) {
-	q, err := c.DNS.parse(c.Target)
+	q, err := parseDNSQuery(&c.DNS, c.Target)
 	if err != nil {
 		return nil, fmt.Errorf("cannot run dns check %q: %w", c.Name, err)
 	}
-	servers, err := c.DNS.servers()
+	servers, err := dnsServers(&c.DNS)
 	if err != nil {
 		return nil, fmt.Errorf("cannot run dns check %q: %w", c.Name, err)
 	}
@@ -67,7 +51,8 @@ func DNS(ctx context.Context, c *Check) ([]*result.Result, error) {
 	return out, nil
 }
 
-func (o *DNSOptions) parse(target string) (*dnsQuery, error) {
+// parseDNSQuery reads a dns check's target and options.
+func parseDNSQuery(o *DNSOptions, target string) (*dnsQuery, error) {
 	q := &dnsQuery{name: dns.Fqdn(target), qtype: dns.TypeA, transport: "udp", rcode: dns.RcodeSuccess, contains: o.ExpectAnswerContains}
 	if _, ok := dns.IsDomainName(q.name); !ok || target == "" {
 		return nil, fmt.Errorf("target %q is not a domain name", target)
@@ -96,8 +81,8 @@ func (o *DNSOptions) parse(target string) (*dnsQuery, error) {
 	return q, nil
 }
 
-// servers lists the resolvers to ask, as HOST:PORT.
-func (o *DNSOptions) servers() ([]string, error) {
+// dnsServers lists the resolvers o asks, as HOST:PORT.
+func dnsServers(o *DNSOptions) ([]string, error) {
 	if len(o.Resolvers) == 0 {
 		return []string{systemResolver()}, nil
 	}

@@ -152,7 +152,7 @@ func TestDNSResolverAddresses(t *testing.T) {
 			[]string{"1.1.1.1:53", "[2606:4700::1111]:53", "[2606:4700::1111]:53", "dns.test:5353"}},
 	} {
 		resolvConf = tc.conf
-		got, err := tc.opts.servers()
+		got, err := dnsServers(&tc.opts)
 		if err != nil || !slices.Equal(got, tc.want) {
 			t.Errorf("%s %v: got %v, %v, want %v", filepath.Base(tc.conf), tc.opts.Resolvers, got, err, tc.want)
 		}

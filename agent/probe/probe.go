@@ -4,28 +4,25 @@ package probe
 import (
 	"context"
 	"fmt"
-	"time"
 
+	checkdef "github.com/meridian-net/meridian/internal/probe"
 	"github.com/meridian-net/meridian/internal/result"
 )
 
-// Check is one configured check: what to measure, how often and how.
-// Only the options of the check's own kind are read.
-type Check struct {
-	Name     string        `yaml:"name"`
-	Kind     string        `yaml:"kind"`
-	Target   string        `yaml:"target"`
-	Interval time.Duration `yaml:"interval"`
-	Timeout  time.Duration `yaml:"timeout"`
-
-	HTTP    HTTPOptions    `yaml:"http"`
-	DNS     DNSOptions     `yaml:"dns"`
-	TCP     TCPOptions     `yaml:"tcp"`
-	TLS     TLSOptions     `yaml:"tls"`
-	ICMP    ICMPOptions    `yaml:"icmp"`
-	Browser BrowserOptions `yaml:"browser"`
-	CDN     CDNOptions     `yaml:"cdn"`
-}
+// Check and the options of each kind are defined in internal/probe, with
+// their validation, so the collector can validate checks without linking
+// any probe; the probes here take them under their usual names.
+type (
+	Check          = checkdef.Check
+	DialOptions    = checkdef.DialOptions
+	HTTPOptions    = checkdef.HTTPOptions
+	DNSOptions     = checkdef.DNSOptions
+	TCPOptions     = checkdef.TCPOptions
+	TLSOptions     = checkdef.TLSOptions
+	ICMPOptions    = checkdef.ICMPOptions
+	BrowserOptions = checkdef.BrowserOptions
+	CDNOptions     = checkdef.CDNOptions
+)
 
 // Func runs a check once. It returns one result per thing measured (one per
 // redirect hop, one per CDN member, usually just one). A measurement that
@@ -34,7 +31,8 @@ type Check struct {
 // obeys ctx's deadline; the scheduler sets it from the check's timeout.
 type Func func(ctx context.Context, c *Check) ([]*result.Result, error)
 
-// Probes maps each kind to its probe. It is the one place kinds register.
+// Probes maps each kind to its probe: the probes plug into the kinds
+// internal/probe defines, under the same names.
 var Probes = map[string]Func{
 	result.KindHTTP:    HTTP,
 	result.KindDNS:     DNS,
@@ -48,7 +46,11 @@ var Probes = map[string]Func{
 }
 
 // KindCDN is the kind of a cdn check: the same object through several CDNs.
-const KindCDN = "cdn"
+const KindCDN = checkdef.KindCDN
+
+// Has reports whether this build has a probe for kind; config validation
+// asks it (internal/probe's Check.Validate).
+func Has(kind string) bool { return Probes[kind] != nil }
 
 // Run runs c with the probe of its kind.
 func Run(ctx context.Context, c *Check) ([]*result.Result, error) {
@@ -61,7 +63,7 @@ func Run(ctx context.Context, c *Check) ([]*result.Result, error) {
 
 func kinds() []string {
 	var ks []string
-	for _, k := range append(append([]string(nil), result.Kinds...), KindCDN) {
+	for _, k := range checkdef.Kinds() {
 		if _, ok := Probes[k]; ok {
 			ks = append(ks, k)
 		}

@@ -6,22 +6,26 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 
+	checkdef "github.com/meridian-net/meridian/internal/probe"
 	"github.com/meridian-net/meridian/internal/result"
 )
 
+// Probes plug into the kinds internal/probe defines: one probe for each.
 func TestProbesRegistered(t *testing.T) {
+	defined := checkdef.Kinds()
 	for kind := range Probes {
-		if !result.KnownKind(kind) && kind != KindCDN {
-			t.Errorf("kind %q is registered but is neither in result.Kinds nor the cdn check kind", kind)
+		if !slices.Contains(defined, kind) {
+			t.Errorf("kind %q has a probe but no definition in internal/probe (have %v)", kind, defined)
 		}
 	}
-	for _, kind := range result.Kinds {
+	for _, kind := range defined {
 		if Probes[kind] == nil {
-			t.Errorf("result kind %s has no probe", kind)
+			t.Errorf("kind %s has no probe", kind)
 		}
 	}
 }

@@ -71,7 +71,7 @@ func TestTCPDNSDelayLandsInDNSPhase(t *testing.T) {
 	ns := testsrv.NewDNS(t, "svc.test. 60 IN A 127.0.0.1")
 	ns.SetDelay(d)
 	_, port, _ := net.SplitHostPort(testsrv.NewTCP(t, nil))
-	c := &Check{Kind: result.KindTCP, Target: "svc.test.:" + port, TCP: TCPOptions{DialOptions{Family: "ip4", Resolver: ns.Addr}}}
+	c := &Check{Kind: result.KindTCP, Target: "svc.test.:" + port, TCP: TCPOptions{DialOptions: DialOptions{Family: "ip4", Resolver: ns.Addr}}}
 	res := runNetProbe(t, c, 5*time.Second)[0]
 	wantOutcome(t, res, "")
 	wantPhaseIn(t, "dns_ms", res.DNSMs, d, d+slack)
@@ -101,7 +101,7 @@ func TestTCPOutcomes(t *testing.T) {
 		{"no address of family", "v6.test.:" + port, "ip4", result.ErrDNSNXDomain, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := &Check{Kind: result.KindTCP, Target: tc.target, TCP: TCPOptions{DialOptions{Family: tc.family, Resolver: ns.Addr}}}
+			c := &Check{Kind: result.KindTCP, Target: tc.target, TCP: TCPOptions{DialOptions: DialOptions{Family: tc.family, Resolver: ns.Addr}}}
 			res := runNetProbe(t, c, 5*time.Second)[0]
 			wantOutcome(t, res, tc.class)
 			if (res.DNSMs != nil) != tc.dns || (res.ConnectMs != nil) != tc.connect {
@@ -124,7 +124,7 @@ func TestTCPBothFamilies(t *testing.T) {
 		{"dual.test.", [2]string{"127.0.0.1", "::1"}, "connect", true}, // nothing listens on [::1]:port
 	} {
 		t.Run(tc.host, func(t *testing.T) {
-			c := &Check{Kind: result.KindTCP, Target: tc.host + ":" + port, TCP: TCPOptions{DialOptions{Family: "both", Resolver: ns.Addr}}}
+			c := &Check{Kind: result.KindTCP, Target: tc.host + ":" + port, TCP: TCPOptions{DialOptions: DialOptions{Family: "both", Resolver: ns.Addr}}}
 			out := runNetProbe(t, c, 5*time.Second)
 			if len(out) != 2 {
 				t.Fatalf("got %d results, want one per family", len(out))
@@ -153,7 +153,7 @@ func TestTCPTimeouts(t *testing.T) {
 	ns := testsrv.NewDNS(t, "slow.test. 60 IN A 127.0.0.1")
 	ns.SetDelay(5 * time.Second)
 	t.Run("dns", func(t *testing.T) {
-		c := &Check{Kind: result.KindTCP, Target: "slow.test.:80", TCP: TCPOptions{DialOptions{Resolver: ns.Addr}}}
+		c := &Check{Kind: result.KindTCP, Target: "slow.test.:80", TCP: TCPOptions{DialOptions: DialOptions{Resolver: ns.Addr}}}
 		res := runNetProbe(t, c, timeout)[0]
 		wantOutcome(t, res, result.ErrDNSTimeout)
 		wantPhaseIn(t, "dns_ms", res.DNSMs, timeout-10*time.Millisecond, timeout+slack)
@@ -175,7 +175,7 @@ func TestTCPBadOptions(t *testing.T) {
 		{"svc.test:99999", "", `bad port "99999"`},
 		{"127.0.0.1:80", "ip6", "is not an ip6 address"},
 	} {
-		c := &Check{Name: "bad", Kind: result.KindTCP, Target: tc.target, TCP: TCPOptions{DialOptions{Family: tc.family}}}
+		c := &Check{Name: "bad", Kind: result.KindTCP, Target: tc.target, TCP: TCPOptions{DialOptions: DialOptions{Family: tc.family}}}
 		_, err := TCP(context.Background(), c)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s family %q: got error %v, want %q", tc.target, tc.family, err, tc.want)

@@ -19,32 +19,6 @@ import (
 	"github.com/meridian-net/meridian/internal/result"
 )
 
-// TLSOptions are the options of a tls check; its target is HOST[:PORT]
-// (port 443 by default).
-//
-//	tls:
-//	  family: any                  # and resolver: as for tcp
-//	  server_name: www.example.com # SNI and the name verified; default: the target host
-//	  alpn: [h2, http/1.1]         # the default
-//	  trust_stores:                # extra trust stores, name: PEM bundle path
-//	    corp: /etc/meridian/corp-ca.pem
-//	  insecure_skip_verify: false  # true: trust and name are recorded but not required
-//	  min_days_left: 14            # optional: fail with tls_cert_expiring below this
-//
-// The result is ok when the handshake completes and, unless
-// insecure_skip_verify: the served chain validates in every listed trust
-// store (in the system store when none is listed) and the leaf matches the
-// server name; and the leaf has at least min_days_left days to run. The
-// system store is always checked and recorded in trust, listed or not.
-type TLSOptions struct {
-	DialOptions        `yaml:",inline"`
-	ServerName         string            `yaml:"server_name"`
-	ALPN               []string          `yaml:"alpn"`
-	TrustStores        map[string]string `yaml:"trust_stores"`
-	InsecureSkipVerify bool              `yaml:"insecure_skip_verify"`
-	MinDaysLeft        float64           `yaml:"min_days_left"`
-}
-
 // systemStore is the name the platform's roots are recorded under.
 const systemStore = "system"
 
@@ -75,14 +49,16 @@ func TLS(ctx context.Context, c *Check) ([]*result.Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot run tls check %q: %w", c.Name, err)
 	}
-	tc, err := c.TLS.load(strings.TrimSuffix(ep.host, "."))
+	tc, err := loadTLSCheck(&c.TLS, strings.TrimSuffix(ep.host, "."))
 	if err != nil {
 		return nil, fmt.Errorf("cannot run tls check %q: %w", c.Name, err)
 	}
 	return ep.reach(ctx, c, result.KindTLS, tc.handshake), nil
 }
 
-func (o *TLSOptions) load(host string) (*tlsCheck, error) {
+// loadTLSCheck parses and loads a tls check's options; host is the
+// target's.
+func loadTLSCheck(o *TLSOptions, host string) (*tlsCheck, error) {
 	tc := &tlsCheck{name: strings.TrimSuffix(o.ServerName, "."), insecure: o.InsecureSkipVerify, minDays: o.MinDaysLeft}
 	if tc.name == "" {
 		tc.name = host

@@ -17,7 +17,7 @@ import (
 
 	"github.com/meridian-net/meridian/collector/server"
 	"github.com/meridian-net/meridian/collector/store"
-	"github.com/meridian-net/meridian/internal/chtest"
+	"github.com/meridian-net/meridian/collector/store/chtest"
 	"github.com/meridian-net/meridian/internal/result"
 )
 

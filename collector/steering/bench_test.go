@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/meridian-net/meridian/collector/steering"
-	"github.com/meridian-net/meridian/internal/chtest"
+	"github.com/meridian-net/meridian/collector/store/chtest"
 )
 
 // TestSteeringBench prints figures, not a verdict (make bench, with

@@ -18,7 +18,7 @@ import (
 
 	"github.com/meridian-net/meridian/collector/steering"
 	"github.com/meridian-net/meridian/collector/steering/routertest"
-	"github.com/meridian-net/meridian/internal/chtest"
+	"github.com/meridian-net/meridian/collector/store/chtest"
 )
 
 // shareBar is how far, in percentage points, a measured answer share may

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/meridian-net/meridian/collector/steering"
-	"github.com/meridian-net/meridian/internal/chtest"
+	"github.com/meridian-net/meridian/collector/store/chtest"
 )
 
 // pushPool is the pool the router tests push: two CDNs answering

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/meridian-net/meridian/collector/steering"
-	"github.com/meridian-net/meridian/internal/chtest"
+	"github.com/meridian-net/meridian/collector/store/chtest"
 )
 
 const replayPolicy = `

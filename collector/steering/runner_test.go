@@ -9,7 +9,7 @@ import (
 
 	"github.com/meridian-net/meridian/collector/steering"
 	"github.com/meridian-net/meridian/collector/store"
-	"github.com/meridian-net/meridian/internal/chtest"
+	"github.com/meridian-net/meridian/collector/store/chtest"
 )
 
 // TestRunnerPublishesAndResumes: a Runner on real ClickHouse publishes a

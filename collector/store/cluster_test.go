@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/meridian-net/meridian/collector/store"
-	"github.com/meridian-net/meridian/internal/chtest"
+	"github.com/meridian-net/meridian/collector/store/chtest"
 	"github.com/meridian-net/meridian/internal/result"
 	"github.com/meridian-net/meridian/query"
 )

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/meridian-net/meridian/collector/store"
-	"github.com/meridian-net/meridian/internal/chtest"
+	"github.com/meridian-net/meridian/collector/store/chtest"
 )
 
 // On a cluster the writer inserts into the Distributed table, which passes

@@ -20,7 +20,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/meridian-net/meridian/collector/store"
-	"github.com/meridian-net/meridian/internal/chtest"
+	"github.com/meridian-net/meridian/collector/store/chtest"
 )
 
 // poison makes ClickHouse refuse, for its data (throwIf, code 395), every

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/meridian-net/meridian/collector/store"
-	"github.com/meridian-net/meridian/internal/chtest"
+	"github.com/meridian-net/meridian/collector/store/chtest"
 )
 
 // A column renamed away (here dropped: 18.16 cannot rename columns), then

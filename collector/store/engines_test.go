@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/meridian-net/meridian/collector/store"
-	"github.com/meridian-net/meridian/internal/chtest"
+	"github.com/meridian-net/meridian/collector/store/chtest"
 )
 
 // TestSessionSettingsOnBothEngines: every setting the client sends with

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/meridian-net/meridian/collector/store"
-	"github.com/meridian-net/meridian/internal/chtest"
+	"github.com/meridian-net/meridian/collector/store/chtest"
 )
 
 func TestHeartbeats(t *testing.T) {

@@ -6,9 +6,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/meridian-net/meridian/agent/config"
 	"github.com/meridian-net/meridian/collector/store"
 	"github.com/meridian-net/meridian/internal/cliutil"
+	"github.com/meridian-net/meridian/internal/probe"
 )
 
 // agentConfigCommand is `meridian agents config set|show|rm`: the remote
@@ -41,7 +41,8 @@ func agentConfigCommand() *cli.Command {
 					if err != nil {
 						return fmt.Errorf("cannot read the checks document: %w", err)
 					}
-					checks, err := config.ParseChecks(c.String("file"), b)
+					// The collector runs no probe: every kind defined is accepted.
+					checks, err := probe.ParseChecks(c.String("file"), b, nil)
 					if err != nil {
 						return err
 					}

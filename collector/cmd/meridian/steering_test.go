@@ -15,7 +15,7 @@ import (
 
 	"github.com/meridian-net/meridian/collector/steering"
 	"github.com/meridian-net/meridian/collector/store"
-	"github.com/meridian-net/meridian/internal/chtest"
+	"github.com/meridian-net/meridian/collector/store/chtest"
 )
 
 const minimalPolicy = `pools:

@@ -106,7 +106,7 @@ func ChDB(tb testing.TB, db string) *Engine {
 	}
 	dir := tb.TempDir()
 	bin := filepath.Join(dir, "chdbd")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/meridian-net/meridian/internal/chtest/chdbd").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/meridian-net/meridian/collector/store/chtest/chdbd").CombinedOutput(); err != nil {
 		tb.Fatalf("cannot build chdbd: %v\n%s", err, out)
 	}
 	cmd := exec.Command(bin, filepath.Join(dir, "data"))
