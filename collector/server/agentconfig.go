@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	json "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/meridian-net/meridian/collector/store"
 )
@@ -115,10 +118,18 @@ func (h *heartbeatHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusNotFound, "no_heartbeats", "this collector does not store heartbeats")
 		return
 	}
-	var hb HeartbeatRequest
-	// Unknown fields are fine: newer agents may say more.
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxHeartbeatBytes)).Decode(&hb); err != nil {
-		fail(w, statusFor(err), "bad_heartbeat", "cannot decode the heartbeat: "+err.Error())
+	if enc := r.Header.Get("Content-Encoding"); enc != "" && enc != "identity" {
+		fail(w, http.StatusUnsupportedMediaType, "bad_heartbeat", "unsupported Content-Encoding "+strconv.Quote(clipString(enc, 40))+": send the heartbeat uncompressed")
+		return
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxHeartbeatBytes))
+	if err != nil {
+		fail(w, statusFor(err), "bad_heartbeat", "cannot read the heartbeat: "+err.Error())
+		return
+	}
+	hb, err := decodeHeartbeat(raw)
+	if err != nil {
+		fail(w, http.StatusBadRequest, "bad_heartbeat", "cannot decode the heartbeat: "+err.Error())
 		return
 	}
 	if !h.cfg.Heartbeats.Add(store.Heartbeat{
@@ -131,6 +142,22 @@ func (h *heartbeatHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// decodeHeartbeat decodes one JSON object, strictly but for unknown keys
+// (newer agents may say more): a repeated key, invalid UTF-8 (raw or a
+// lone surrogate escape), a case-folded key and anything after the object
+// are refused, where encoding/json would keep the last copy, store U+FFFD,
+// match "VERSION" to version and ignore the rest.
+func decodeHeartbeat(raw []byte) (HeartbeatRequest, error) {
+	var hb HeartbeatRequest
+	if jsontext.Value(raw).Kind() != '{' {
+		return hb, errors.New("want one JSON object")
+	}
+	if err := json.Unmarshal(raw, &hb); err != nil {
+		return hb, errors.New(clipString(err.Error(), 300))
+	}
+	return hb, nil
 }
 
 func truncate(s string, n int) string {

@@ -8,6 +8,8 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -55,6 +57,7 @@ type beaconHandler struct {
 	writer   BeaconWriter
 	enricher *enrich.Enricher
 	now      func() time.Time
+	limits   *beaconLimits
 }
 
 func newBeaconHandler(cfg Config) http.Handler {
@@ -67,7 +70,7 @@ func newBeaconHandler(cfg Config) http.Handler {
 	if e == nil {
 		e = &enrich.Enricher{}
 	}
-	return &beaconHandler{sites: cfg.Sites, writer: cfg.Beacons, enricher: e, now: time.Now}
+	return &beaconHandler{sites: cfg.Sites, writer: cfg.Beacons, enricher: e, now: time.Now, limits: newBeaconLimits(cfg.Limits, cfg.Sites)}
 }
 
 func (h *beaconHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -86,9 +89,11 @@ func (h *beaconHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // readBody reads a body in one allocation when its length is declared
 // (io.ReadAll grows from 512 bytes: three allocations for a typical
 // beacon). net/http ends the body at the declared length and fails a
-// shorter one.
+// shorter one. Past preallocBytes it grows as the body arrives, so a
+// client declaring 64 KiB and dribbling it does not cost 64 KiB at once.
 func readBody(body io.Reader, length int64) ([]byte, error) {
-	if length <= 0 || length > MaxBeaconBytes {
+	const preallocBytes = 16 << 10
+	if length <= 0 || length > preallocBytes {
 		return io.ReadAll(body)
 	}
 	buf := make([]byte, length)
@@ -98,6 +103,10 @@ func readBody(body io.Reader, length int64) ([]byte, error) {
 
 func (h *beaconHandler) post(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	client := h.enricher.ClientIP(r)
+	if !h.limits.early(w, client) {
+		return
+	}
 	if status, reason, err := checkBeaconHeaders(r); err != nil {
 		beaconFail(w, status, reason, err.Error())
 		return
@@ -106,11 +115,18 @@ func (h *beaconHandler) post(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		if status := statusFor(err); status == http.StatusRequestEntityTooLarge {
 			beaconFail(w, status, "too_large", fmt.Sprintf("beacon larger than %d bytes", MaxBeaconBytes))
+		} else if errors.Is(err, os.ErrDeadlineExceeded) { // Limits.BeaconReadTimeout
+			beaconFail(w, http.StatusRequestTimeout, "slow_body", "the beacon's body took too long to arrive")
 		} else {
 			beaconFail(w, status, "bad_body", "cannot read body: "+err.Error())
 		}
 		return
 	}
+	tk, ok := h.limits.admit(r.Context(), w, raw)
+	if !ok {
+		return
+	}
+	defer tk.release()
 	b, err := DecodeBeacon(raw)
 	if err != nil {
 		beaconFail(w, http.StatusBadRequest, "bad_beacon", err.Error())
@@ -137,13 +153,16 @@ func (h *beaconHandler) post(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	row := store.BeaconRow{Beacon: *b, Visitor: h.visitor(r, b), ReceivedAt: h.now(), Raw: raw}
+	row := store.BeaconRow{Beacon: *b, Visitor: h.visitor(client, r, b), ReceivedAt: h.now(), Raw: raw}
 	if row.Bot {
 		beaconBots.Inc()
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	if err := h.writer.Write(ctx, []store.BeaconRow{row}); err != nil {
+	if err := h.writer.Write(ctx, []store.BeaconRow{row}); errors.Is(err, store.ErrOverloaded) {
+		busy(w, beaconRejected, "queue_full")
+		return
+	} else if err != nil {
 		w.Header().Set("Retry-After", "5")
 		beaconFail(w, http.StatusServiceUnavailable, "storage", "cannot store the beacon now; retry later")
 		return
@@ -154,9 +173,9 @@ func (h *beaconHandler) post(w http.ResponseWriter, r *http.Request) {
 }
 
 // visitor derives what is kept of the request's sender. The client address
-// lives only in this function: it is never put in the row.
-func (h *beaconHandler) visitor(r *http.Request, b *store.Beacon) store.Visitor {
-	loc := h.enricher.Locate(h.enricher.ClientIP(r))
+// is used here and by the rate limits (as a hash): it is never put in the row.
+func (h *beaconHandler) visitor(client netip.Addr, r *http.Request, b *store.Beacon) store.Visitor {
+	loc := h.enricher.Locate(client)
 	ua := enrich.ParseUA(r.UserAgent())
 	v := store.Visitor{
 		Country: loc.Country, Region: loc.Region, City: loc.City, ASN: loc.ASN, ASOrg: loc.ASOrg,
@@ -201,6 +220,11 @@ func checkBeaconHeaders(r *http.Request) (status int, reason string, err error) 
 	if enc := r.Header.Get("Content-Encoding"); enc != "" && enc != "identity" {
 		return http.StatusUnsupportedMediaType, "content_encoding",
 			fmt.Errorf("unsupported Content-Encoding %q: send the beacon uncompressed", enc)
+	}
+	// Browser, version and OS are cut from the User-Agent and stored:
+	// strings are stored as valid UTF-8 or refused, never mangled.
+	if !utf8.ValidString(r.UserAgent()) {
+		return http.StatusBadRequest, "user_agent", errors.New("the User-Agent header is not valid UTF-8")
 	}
 	return 0, "", nil
 }

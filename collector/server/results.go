@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -28,8 +27,9 @@ var (
 // resultsHandler takes a batch of results from an agent: all of it is stored
 // and acknowledged, or none of it is.
 type resultsHandler struct {
-	cfg    Config
-	limits *agentLimits
+	cfg      Config
+	limits   *agentLimits
+	inflight *inflight // bytes of batches read and not yet answered
 }
 
 // agentLimits keeps one token bucket per agent, so one runaway or
@@ -67,8 +67,17 @@ func (h *resultsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusTooManyRequests, "agent_rate", "too many batches from this agent: slow down (the batch stays in the agent's spool)")
 		return
 	}
-	results, status, err := h.decode(w, r)
-	if err != nil {
+	if h.inflight.full() {
+		busy(w, resultsRejected, "busy")
+		return
+	}
+	tk := h.inflight.ticket()
+	defer tk.release()
+	results, status, err := h.decode(w, r, tk)
+	if errors.Is(err, errBusy) {
+		busy(w, resultsRejected, "busy")
+		return
+	} else if err != nil {
 		fail(w, status, "bad_batch", err.Error())
 		return
 	}
@@ -84,7 +93,10 @@ func (h *resultsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		results[i].Agent = agent.Name
 		rows[i] = store.Row{Result: results[i], Region: agent.Region, ReceivedAt: now, Replay: replay}
 	}
-	if err := h.cfg.Writer.Write(r.Context(), rows); err != nil {
+	if err := h.cfg.Writer.Write(r.Context(), rows); errors.Is(err, store.ErrOverloaded) {
+		busy(w, resultsRejected, "queue_full")
+		return
+	} else if err != nil {
 		h.cfg.Logger.Error("cannot store results", "agent", agent.Name, "results", len(rows), "err", err)
 		w.Header().Set("Retry-After", "5")
 		fail(w, http.StatusServiceUnavailable, "storage", "cannot store the batch now; retry later with the same ids")
@@ -108,8 +120,12 @@ func replayed(v string) (replay, ok bool) {
 }
 
 func (h *resultsHandler) authenticate(w http.ResponseWriter, r *http.Request) (store.Agent, bool) {
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || token == "" {
+	token, bad := bearerToken(r)
+	if bad != nil {
+		fail(w, bad.status, bad.reason, bad.msg)
+		return store.Agent{}, false
+	}
+	if token == "" {
 		fail(w, http.StatusUnauthorized, "no_token", "missing bearer token: send Authorization: Bearer <agent token from `meridian agents add`>")
 		return store.Agent{}, false
 	}
@@ -127,9 +143,10 @@ func (h *resultsHandler) authenticate(w http.ResponseWriter, r *http.Request) (s
 	return agent, true
 }
 
-// decode reads the whole body, gunzipping if needed, within the size limits,
-// and decodes it strictly. It returns the HTTP status to use on error.
-func (h *resultsHandler) decode(w http.ResponseWriter, r *http.Request) ([]result.Result, int, error) {
+// decode reads the whole body, gunzipping if needed, within the size limits
+// and charging what it reads to tk, and decodes it strictly. It returns the
+// HTTP status to use on error.
+func (h *resultsHandler) decode(w http.ResponseWriter, r *http.Request, tk *ticket) ([]result.Result, int, error) {
 	body := http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
 	var in io.Reader = body
 	switch enc := r.Header.Get("Content-Encoding"); enc {
@@ -145,7 +162,7 @@ func (h *resultsHandler) decode(w http.ResponseWriter, r *http.Request) ([]resul
 		return nil, http.StatusUnsupportedMediaType, fmt.Errorf("unsupported Content-Encoding %q: send gzip or nothing", enc)
 	}
 	// Read one byte past the limit to tell "exactly at" from "over" (gzip bombs stop here).
-	raw, err := io.ReadAll(io.LimitReader(in, h.cfg.MaxBatchBytes+1))
+	raw, err := io.ReadAll(io.LimitReader(tk.reader(in), h.cfg.MaxBatchBytes+1))
 	if err != nil {
 		return nil, statusFor(err), fmt.Errorf("cannot read body: %w", err)
 	}

@@ -45,7 +45,10 @@ type Config struct {
 	// them it gets 429 with Retry-After and keeps the batch in its spool.
 	AgentRate  float64
 	AgentBurst int
-	Logger     *slog.Logger
+	// Limits shed overload and abuse (limits.go): bytes in flight, per
+	// source and per site rates, the beacon body's read time.
+	Limits Limits
+	Logger *slog.Logger
 	// Sites and Beacons turn on POST /v1/beacon (404 without them);
 	// Enricher derives location and ASN (none: those fields stay empty).
 	Sites    Sites
@@ -81,7 +84,8 @@ func New(cfg Config) http.Handler {
 		cfg.AgentBurst = 40
 	}
 	mux := http.NewServeMux()
-	mux.Handle("POST /v1/results", &resultsHandler{cfg: cfg, limits: newAgentLimits(cfg.AgentRate, cfg.AgentBurst)})
+	mux.Handle("POST /v1/results", &resultsHandler{cfg: cfg, limits: newAgentLimits(cfg.AgentRate, cfg.AgentBurst),
+		inflight: newInflight("results", cfg.Limits.withDefaults().ResultsInflightBytes)})
 	mux.Handle("GET /v1/agent/config", &agentConfigHandler{cfg: cfg})
 	mux.Handle("POST /v1/agent/heartbeat", &heartbeatHandler{cfg: cfg})
 	mux.Handle("/v1/beacon", newBeaconHandler(cfg))

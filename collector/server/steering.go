@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -43,6 +45,12 @@ func (h *steeringHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.authorize(w, r) {
 		return
 	}
+	q, msg := strictQuery(r.URL.RawQuery, "pool")
+	if msg != "" {
+		reject(w, "meridian_steering_feed_rejected_total", http.StatusBadRequest, "bad_request", msg)
+		return
+	}
+	want := q.Get("pool")
 	pub, err := h.published(r.Context())
 	if err != nil {
 		h.cfg.Logger.Error("cannot read steering decisions", "err", err)
@@ -56,7 +64,6 @@ func (h *steeringHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	want := r.URL.Query().Get("pool")
 	for _, name := range names {
 		if want == "" || want == name {
 			feed.Pools = append(feed.Pools, pub.Decisions[name])
@@ -64,7 +71,7 @@ func (h *steeringHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if want != "" && len(feed.Pools) == 0 {
 		reject(w, "meridian_steering_feed_rejected_total", http.StatusNotFound, "unknown_pool",
-			"no decision for pool "+want+"; pools with decisions: "+strings.Join(names, ", "))
+			"no decision for pool "+strconv.Quote(clipString(want, 64))+"; pools with decisions: "+strings.Join(names, ", "))
 		return
 	}
 	body, err := json.Marshal(feed)
@@ -73,6 +80,22 @@ func (h *steeringHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeTagged(w, r, append(body, '\n'), "application/json")
+}
+
+// strictQuery parses a query, refusing what r.URL.Query() would drop or
+// pick silently: a pair it cannot parse (a ';' separator, a bad escape)
+// and a repeated option of those given once.
+func strictQuery(rawQuery string, once ...string) (url.Values, string) {
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return nil, "cannot parse the query: " + clipString(err.Error(), 80) + " (separate options with &)"
+	}
+	for _, k := range once {
+		if n := len(q[k]); n > 1 {
+			return nil, k + " is given " + strconv.Itoa(n) + " times: give it once"
+		}
+	}
+	return q, ""
 }
 
 // writeTagged writes body with its hash as ETag, or 304 to a reader that
@@ -95,8 +118,12 @@ func writeTagged(w http.ResponseWriter, r *http.Request, body []byte, contentTyp
 // refused by name so that a misconfigured router says what is wrong.
 func (h *steeringHandler) authorize(w http.ResponseWriter, r *http.Request) bool {
 	const family = "meridian_steering_feed_rejected_total"
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || token == "" {
+	token, bad := bearerToken(r)
+	if bad != nil {
+		reject(w, family, bad.status, bad.reason, bad.msg)
+		return false
+	}
+	if token == "" {
 		reject(w, family, http.StatusUnauthorized, "no_token", "missing bearer token: send Authorization: Bearer <token from `meridian tokens add NAME --role steering-reader`>")
 		return false
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -44,7 +45,11 @@ func (h *steeringExportHandler) ServeHTTP(w http.ResponseWriter, r *http.Request
 	if !h.feed.authorize(w, r) {
 		return
 	}
-	q := r.URL.Query()
+	q, bad := strictQuery(r.URL.RawQuery, "pool", "format", "scope", "backend", "hosted_zone_id")
+	if bad != "" {
+		reject(w, exportRejected, http.StatusBadRequest, "bad_request", bad)
+		return
+	}
 	name, format := q.Get("pool"), q.Get("format")
 	if format == "" {
 		format = "json"
@@ -54,7 +59,7 @@ func (h *steeringExportHandler) ServeHTTP(w http.ResponseWriter, r *http.Request
 	case name == "":
 		msg = "give the pool: ?pool=P&format=F"
 	case !export.Known(format):
-		msg = "unknown format " + format + ": use one of " + strings.Join(export.Formats, ", ")
+		msg = "unknown format " + strconv.Quote(clipString(format, 40)) + ": use one of " + strings.Join(export.Formats, ", ")
 	}
 	if msg != "" {
 		reject(w, exportRejected, http.StatusBadRequest, "bad_request", msg)
@@ -74,7 +79,7 @@ func (h *steeringExportHandler) ServeHTTP(w http.ResponseWriter, r *http.Request
 	var oe *export.OptionError
 	switch {
 	case errors.As(err, &oe):
-		reject(w, exportRejected, http.StatusBadRequest, "bad_option", err.Error())
+		reject(w, exportRejected, http.StatusBadRequest, "bad_option", clipString(err.Error(), 512))
 		return
 	case err != nil:
 		cfg.Logger.Error("cannot export a steering decision", "pool", name, "format", format, "err", err)
@@ -87,10 +92,16 @@ func (h *steeringExportHandler) ServeHTTP(w http.ResponseWriter, r *http.Request
 // exportOptions reads the query's options, or says what is wrong.
 func exportOptions(scope, backend, zone string, servers []string) (export.Options, string) {
 	opts := export.Options{Scope: scope, Backend: backend, HostedZoneID: zone}
+	if zone != "" && !hostedZoneID(zone) {
+		return opts, "hosted_zone_id " + strconv.Quote(clipString(zone, 40)) + " must be a Route 53 hosted zone id: 1 to 32 letters and digits, such as Z1D633PJN98FT9"
+	}
 	for _, kv := range servers {
 		member, server, ok := strings.Cut(kv, "=")
 		if !ok || member == "" || server == "" {
-			return opts, "server=" + kv + " must be MEMBER=SERVER, such as server=cdn-a=cdn_a_1"
+			return opts, "server=" + strconv.Quote(clipString(kv, 80)) + " must be MEMBER=SERVER, such as server=cdn-a=cdn_a_1"
+		}
+		if _, again := opts.Servers[member]; again {
+			return opts, "server= names member " + strconv.Quote(clipString(member, 40)) + " twice: give each member one server"
 		}
 		if opts.Servers == nil {
 			opts.Servers = map[string]string{}
@@ -98,6 +109,20 @@ func exportOptions(scope, backend, zone string, servers []string) (export.Option
 		opts.Servers[member] = server
 	}
 	return opts, ""
+}
+
+// hostedZoneID tells whether s can be a Route 53 hosted zone id; it goes
+// into the change batch as is.
+func hostedZoneID(s string) bool {
+	if len(s) > 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // load finds pool name's decision and policy, or an HTTP status and why.
@@ -114,7 +139,7 @@ func (h *steeringExportHandler) load(ctx context.Context, name string) (*steerin
 			names = append(names, n)
 		}
 		slices.Sort(names)
-		return nil, nil, nil, http.StatusNotFound, "no decision for pool " + name + "; pools with decisions: " + strings.Join(names, ", ")
+		return nil, nil, nil, http.StatusNotFound, "no decision for pool " + strconv.Quote(clipString(name, 64)) + "; pools with decisions: " + strings.Join(names, ", ")
 	}
 	pol, err := h.currentPolicy(ctx)
 	if err != nil {

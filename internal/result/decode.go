@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // clock is the decoder's clock (the collector's), for CheckClock; tests
@@ -22,7 +24,11 @@ type LineError struct {
 	Err  error
 }
 
-func (e *LineError) Error() string { return fmt.Sprintf("line %d: %v", e.Line, e.Err) }
+// Error says which line and why, cut to maxErrorBytes: a message quoting a
+// hostile value (a 200 KiB id, a 10 000-level path) stays readable.
+func (e *LineError) Error() string {
+	return clip(fmt.Sprintf("line %d: %v", e.Line, e.Err), maxErrorBytes)
+}
 func (e *LineError) Unwrap() error { return e.Err }
 
 // MaxLineBytes bounds one NDJSON line; a real result is well under 8 KiB.
@@ -72,6 +78,9 @@ func unmarshalAt(b []byte, res *Result, now time.Time) error {
 	if !utf8.Valid(b) {
 		return fmt.Errorf("invalid UTF-8 at byte %d: strings must be UTF-8", invalidUTF8At(b))
 	}
+	if err := checkSyntax(b); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(res); err != nil {
@@ -84,6 +93,89 @@ func unmarshalAt(b []byte, res *Result, now time.Time) error {
 		return err
 	}
 	return res.CheckClock(now)
+}
+
+// checkSyntax reads b's first JSON value as tokens, before encoding/json
+// decodes it, to refuse what encoding/json would take and store wrong: a
+// repeated key (it keeps the last), a key spelled other than the contract's
+// (it matches names case-insensitively, so "CHECK" or "\u212aind" would
+// set check or kind, and repeat them) and a \u escape that is no character
+// (a lone UTF-16 surrogate, which it would store as U+FFFD). What follows
+// the first value is left to the decoder's "trailing data" check.
+func checkSyntax(b []byte) error {
+	dec := jsontext.NewDecoder(bytes.NewReader(b))
+	for {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return syntaxError(err)
+		}
+		depth := dec.StackDepth()
+		if depth == 0 {
+			return nil
+		}
+		if k, n := dec.StackIndex(depth); tok.Kind() == '"' && k == '{' && n%2 == 1 && !wireName(tok.String()) {
+			return fmt.Errorf("field %q: unknown field (not in contract v%d, whose keys are lowercase a-z, 0-9 and _)", pointerField(dec.StackPointer()), Version)
+		}
+	}
+}
+
+// wireName tells whether s can be a key of the contract: every key is
+// lowercase a-z, 0-9 and _.
+func wireName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func syntaxError(err error) error {
+	var se *jsontext.SyntacticError
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return errors.New("invalid JSON: truncated (one result per line)")
+	case !errors.As(err, &se):
+		return fmt.Errorf("invalid JSON: %v", err)
+	case errors.Is(se.Err, jsontext.ErrDuplicateName):
+		return fmt.Errorf("field %q: repeated key (send each key once)", pointerField(se.JSONPointer))
+	case se.JSONPointer != "":
+		return fmt.Errorf("field %q: invalid JSON at byte %d: %v", pointerField(se.JSONPointer), se.ByteOffset, se.Err)
+	}
+	return fmt.Errorf("invalid JSON at byte %d: %v", se.ByteOffset, se.Err)
+}
+
+// pointerField names the value at p as the range checks do:
+// "/browser_hosts/0/bytes" is "browser_hosts[0].bytes", cut to maxFieldName
+// bytes (deep nesting, a huge key) so an error stays one short line.
+func pointerField(p jsontext.Pointer) string {
+	var sb strings.Builder
+	for tok := range p.Tokens() {
+		switch {
+		case sb.Len() > maxFieldName:
+			return clip(sb.String(), maxFieldName)
+		case sb.Len() > 0 && tok != "" && strings.Trim(tok, "0123456789") == "":
+			sb.WriteString("[" + tok + "]")
+		case sb.Len() > 0:
+			sb.WriteString("." + tok)
+		default:
+			sb.WriteString(tok)
+		}
+	}
+	return clip(sb.String(), maxFieldName)
+}
+
+const (
+	maxFieldName  = 80
+	maxErrorBytes = 1024
+)
+
+// clip cuts s to at most n bytes of valid UTF-8 and marks the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }
 
 func invalidUTF8At(b []byte) int {
@@ -107,7 +199,7 @@ func describeJSONError(err error) error {
 		return fmt.Errorf("invalid JSON at byte %d: %v", se.Offset, err)
 	}
 	if msg := err.Error(); strings.HasPrefix(msg, "json: unknown field ") {
-		return fmt.Errorf("field %s: unknown field (not in contract v%d)", strings.TrimPrefix(msg, "json: unknown field "), Version)
+		return fmt.Errorf("field %s: unknown field (not in contract v%d)", clip(strings.TrimPrefix(msg, "json: unknown field "), maxFieldName), Version)
 	}
 	if strings.Contains(err.Error(), "parsing time") {
 		return fmt.Errorf("field \"ts\": %v", err)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -26,7 +27,7 @@ func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "run the collector: ingest results, serve the beacon script, health and metrics",
-		Flags: append(append(append(clickhouseFlags(), beaconFlags()...), retentionFlags("retention-")...),
+		Flags: append(append(append(append(clickhouseFlags(), beaconFlags()...), retentionFlags("retention-")...), limitFlags()...),
 			&cli.DurationFlag{Name: "retention-every", Usage: "drop day partitions past the --retention-* windows this often (for example 1h); off by default"},
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", EnvVars: []string{"MERIDIAN_LISTEN"}, Usage: "listen on `ADDR`"},
 			&cli.StringFlag{Name: "spool-dir", Value: "var/collector-spool", EnvVars: []string{"MERIDIAN_SPOOL_DIR"}, Usage: "the journal: results and beacons are fsynced here before they are acknowledged, and wait here for ClickHouse"},
@@ -43,6 +44,7 @@ func serveCommand() *cli.Command {
 
 func serve(c *cli.Context) error {
 	logger := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
+	setMemoryLimit(c)
 	retention, err := retentionDays(c, "serve", "retention-")
 	if err != nil {
 		return err
@@ -80,6 +82,7 @@ func serve(c *cli.Context) error {
 		Writer:       writer,
 		Ready:        func(ctx context.Context) error { return conn.Ping(ctx) },
 		Logger:       logger,
+		Limits:       limitsFrom(c),
 		Readers:      store.NewTokenCache(conn),
 		Decisions:    func(ctx context.Context) (*steering.Published, error) { return steering.Latest(ctx, conn) },
 		SteeringPolicy: func(ctx context.Context) (*steering.Policy, error) {
@@ -97,6 +100,8 @@ func serve(c *cli.Context) error {
 		go r.Run(c.Context, c.Duration("steering-every"))
 	}
 	closeBeacons, err := setupBeacons(c, conn, store.WriterOptions{
+		MaxRows:       beaconBatchRows,
+		MemRows:       beaconMemRows,
 		MaxDelay:      c.Duration("flush-interval"),
 		SpoolDir:      filepath.Join(c.String("spool-dir"), "beacons"),
 		SpoolMaxBytes: c.Int64("spool-max-bytes"),
@@ -108,6 +113,17 @@ func serve(c *cli.Context) error {
 	defer closeBeacons()
 	return listenAndServe(c, server.New(cfg), cert, logger)
 }
+
+// The beacon journal's in-memory rows, counted in rows until the journal
+// counts bytes: a decoded beacon takes about 1.2 KB here (the 2 KB example
+// of rum-js/BEACON.md), so 5,000 hold about 6 MB, and an insert of 2,500
+// builds its columns in a few MB. At 10,000 beacons a second with the
+// default --flush-interval batches are about 2,500 anyway; larger ones (and
+// the default 4 × 10,000 in memory) only grew the heap under overload.
+const (
+	beaconBatchRows = 2500
+	beaconMemRows   = 5000
+)
 
 // loadTLS loads --tls-cert and --tls-key; nil when neither is given.
 func loadTLS(c *cli.Context) (*server.Cert, error) {
@@ -130,7 +146,9 @@ func listenAndServe(c *cli.Context, handler http.Handler, cert *server.Cert, log
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w (is another collector running? pick another --listen)", c.String("listen"), err)
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
+	srv := server.NewHTTPServer(handler, server.Timeouts{
+		ReadHeader: c.Duration("read-header-timeout"), Read: c.Duration("read-timeout"), Idle: c.Duration("idle-timeout"),
+	})
 	serveLn, scheme := srv.Serve, "http://"
 	if cert != nil {
 		// ServeTLS keeps HTTP/2 on (it adds h2 to the config's protocols).
@@ -181,5 +199,42 @@ func reloadOnHUP(ctx context.Context, cert *server.Cert, logger *slog.Logger) (s
 		signal.Stop(hup)
 		cancel()
 		<-done
+	}
+}
+
+// limitFlags are serve's flags against overload, floods and slow clients
+// (server.Limits, server.Timeouts).
+func limitFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.Int64Flag{Name: "beacon-inflight-bytes", Value: 8 << 20, Usage: "memory for beacons between reading and answering (decoded, waiting for the journal's fsync), each counted as 3 × its body + 4 KiB (about 800 typical beacons); past it beacons get 503 with Retry-After"},
+		&cli.Int64Flag{Name: "results-inflight-bytes", Value: 16 << 20, Usage: "agents' result batches (decompressed) held between reading and answering; past it agents get 503 with Retry-After and keep the batch"},
+		&cli.Int64Flag{Name: "memory-limit", Usage: "soft limit in bytes on the Go runtime's memory (as GOMEMLIMIT): near it the garbage collector works harder instead of letting the heap double, trading CPU for RSS (112 MiB holds RSS near 128 MiB at twice the load the collector takes, at about half its 2xx/s then); default 0: none"},
+		&cli.Float64Flag{Name: "source-rate", Value: 50, Usage: "beacons per second from one client address (IPv6: per /64; after --trusted-proxy; loopback not limited); past it 429 with Retry-After; 0: no limit"},
+		&cli.IntFlag{Name: "source-burst", Usage: "beacons one client address may send at once above --source-rate (default two seconds' worth)"},
+		&cli.Float64Flag{Name: "site-rate", Usage: "beacons per second for one site, so a flooding site cannot crowd out the others on a shared collector (for example a tenth of what it takes); past it 429 with Retry-After; default 0: no limit"},
+		&cli.IntFlag{Name: "site-burst", Usage: "beacons one site may send at once above --site-rate (default two seconds' worth)"},
+		&cli.DurationFlag{Name: "beacon-read-timeout", Value: 10 * time.Second, Usage: "longest a beacon's body may take to arrive; a client dribbling it is cut"},
+		&cli.DurationFlag{Name: "read-header-timeout", Value: 10 * time.Second, Usage: "longest a request's headers may take to arrive; a client dribbling them is cut"},
+		&cli.DurationFlag{Name: "read-timeout", Value: time.Minute, Usage: "longest any whole request may take to arrive (agents' batches on slow links)"},
+		&cli.DurationFlag{Name: "idle-timeout", Value: 2 * time.Minute, Usage: "longest a kept-alive connection may wait for its next request"},
+	}
+}
+
+// setMemoryLimit applies --memory-limit (GOMEMLIMIT does without it).
+func setMemoryLimit(c *cli.Context) {
+	if n := c.Int64("memory-limit"); n > 0 {
+		debug.SetMemoryLimit(n)
+	}
+}
+
+func limitsFrom(c *cli.Context) server.Limits {
+	return server.Limits{
+		BeaconInflightBytes:  c.Int64("beacon-inflight-bytes"),
+		ResultsInflightBytes: c.Int64("results-inflight-bytes"),
+		SourceRate:           c.Float64("source-rate"),
+		SourceBurst:          c.Int("source-burst"),
+		SiteRate:             c.Float64("site-rate"),
+		SiteBurst:            c.Int("site-burst"),
+		BeaconReadTimeout:    c.Duration("beacon-read-timeout"),
 	}
 }
