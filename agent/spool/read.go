@@ -22,8 +22,15 @@ type Batch struct {
 	IDs []string
 
 	start, end pos
-	corrupt    int       // lines skipped because they are not a result
-	lines      []lineEnd // where each result ends, for Head
+	corrupt    int           // lines skipped because they are not a result
+	damaged    []damagedLine // those lines, as found, for quarantine on Ack
+	lines      []lineEnd     // where each result ends, for Head
+}
+
+// damagedLine is a line of segment seq that is not a result.
+type damagedLine struct {
+	seq  uint64
+	line []byte
 }
 
 // lineEnd is where one result of a batch ends, on disk and in Data.
@@ -42,7 +49,8 @@ func (b Batch) Head(n int) Batch {
 		return Batch{}
 	}
 	e := b.lines[n-1]
-	return Batch{Data: b.Data[:e.data], IDs: b.IDs[:n], start: b.start, end: e.end, corrupt: e.corrupt, lines: b.lines[:n]}
+	return Batch{Data: b.Data[:e.data], IDs: b.IDs[:n], start: b.start, end: e.end, corrupt: e.corrupt,
+		damaged: b.damaged[:e.corrupt], lines: b.lines[:n]}
 }
 
 // Results decodes b, one result per line and in order, so that Results()[i]
@@ -147,6 +155,7 @@ func (s *Spool) readLines(b *Batch, seg *segment, p *pos, max int) error {
 			b.IDs = append(b.IDs, id)
 			b.lines = append(b.lines, lineEnd{end: *p, data: len(b.Data), corrupt: b.corrupt})
 		} else {
+			b.damaged = append(b.damaged, damagedLine{seq: seg.seq, line: bytes.Clone(line)})
 			b.Data = b.Data[:start]
 			b.corrupt++
 		}
@@ -221,6 +230,9 @@ func (s *Spool) ack(b Batch) error {
 		return fmt.Errorf("cannot ack spool batch: it starts at %s:%d, past the oldest unacked result at %s:%d (a batch from another spool?)",
 			segName(b.start.seq), b.start.off, segName(p.seq), p.off)
 	}
+	// Damaged lines are kept aside before the cursor passes them: their
+	// segment goes once acked, the evidence must not.
+	s.quarantineLines(b.damaged)
 	if err := s.writeCursor(b.end); err != nil {
 		return err
 	}
@@ -228,7 +240,8 @@ func (s *Spool) ack(b Batch) error {
 	if b.corrupt > 0 {
 		s.dropped += uint64(b.corrupt)
 		droppedTotal.Add(b.corrupt)
-		s.opts.Logf("spool: dropped %d damaged lines before %s offset %d: not JSON results (disk damage?)", b.corrupt, segName(b.end.seq), b.end.off)
+		s.opts.Logf("spool: dropped %d damaged lines before %s offset %d: not JSON results (disk damage?); they are kept in %s%s",
+			b.corrupt, segName(b.end.seq), b.end.off, segName(b.damaged[0].seq), damagedSuffix)
 	}
 	s.deleteAcked()
 	s.recount()

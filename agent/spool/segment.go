@@ -125,10 +125,15 @@ func (s *Spool) scan(seq uint64) (*segment, error) {
 		}
 	}
 	if off > seg.size {
+		tail := make([]byte, off-seg.size)
+		if _, err := f.ReadAt(tail, seg.size); err == nil {
+			s.quarantine(seq, [][]byte{tail})
+		}
 		if err := cutTail(f, seg.size); err != nil {
 			return nil, fmt.Errorf("cannot cut the torn last line of spool segment %q: %w", name, err)
 		}
-		s.opts.Logf("spool: segment %s: cut a torn last line (%d bytes) left by a crash; the complete lines before it are kept", segName(seq), off-seg.size)
+		s.opts.Logf("spool: segment %s: cut a torn last line (%d bytes) left by a crash or a cut file, kept in %s%s; the complete lines before it are kept",
+			segName(seq), off-seg.size, segName(seq), damagedSuffix)
 	}
 	if ackOff >= 0 {
 		if ackEnd != ackOff {

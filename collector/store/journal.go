@@ -34,7 +34,11 @@ var ErrSpoolFull = errors.New("the collector's spool is full: ClickHouse is unav
 // and batches are as large as ClickHouse likes whatever the ack latency.
 //
 // A segment is one fsynced file of JSON lines. A crash can leave a torn
-// last line; it was never acknowledged and is skipped.
+// last line in the segment it was appending to (the newest one at the next
+// start); it was never acknowledged and is skipped. A line that does not
+// decode, or a torn last line in any other segment (a truncated file), is
+// damage: it is skipped, counted, and its segment is moved aside
+// (quarantined) once the readable rows are in.
 type journal[T any] struct {
 	what     string // "results", "beacons": for logs and metrics
 	dir      string
@@ -44,6 +48,7 @@ type journal[T any] struct {
 	codec    codec[T]
 	logf     func(format string, args ...any)
 	dead     *deadLetters // rows ClickHouse refuses on their own
+	crashSeg uint64       // the newest segment an earlier run left (+1; 0: none): a torn tail there is a crash's
 
 	in     chan *journalReq[T]
 	gate   gate
@@ -135,6 +140,9 @@ func openJournal[T any](what, dir string, opt WriterOptions, c codec[T], send fu
 		return nil, err
 	}
 	var next uint64
+	if len(segs) > 0 {
+		j.crashSeg = segs[len(segs)-1] + 1
+	}
 	for _, s := range segs {
 		if fi, err := os.Stat(j.path(s)); err == nil {
 			j.bytes.Add(fi.Size())
@@ -368,14 +376,19 @@ func (j *journal[T]) create(id uint64) (*segment, error) {
 
 func (j *journal[T]) append(seg *segment, buf []byte) error {
 	n, err := seg.f.Write(buf)
-	seg.size += int64(n)
-	j.bytes.Add(int64(n))
-	seg.written = seg.written || n > 0
 	if err == nil {
 		start := time.Now()
 		err = seg.f.Sync()
 		j.fsyncs.UpdateDuration(start)
 	}
+	// A failed write (a full disk) is not acknowledged: cut it off, so that
+	// a torn line in a segment means damage (see readBack), not ENOSPC.
+	if err != nil && n > 0 && seg.f.Truncate(seg.size) == nil {
+		n = 0
+	}
+	seg.size += int64(n)
+	j.bytes.Add(int64(n))
+	seg.written = seg.written || n > 0
 	return err
 }
 
@@ -446,7 +459,18 @@ type segState struct {
 	data      []byte
 	off, line int
 	sent      int
+
+	// Damage: lines that do not decode, a torn last line, or a file that
+	// cannot be read. Such a segment is moved aside (quarantine) once its
+	// readable rows are in, never read again nor deleted.
+	damaged    int
+	readFails  int
+	quarantine bool
 }
+
+// maxReadFails is how many times in a row a segment may fail to be read
+// before it is moved aside, so that the segments after it go in.
+const maxReadFails = 3
 
 // batchPart ties rows of a batch to the lines they came from.
 type batchPart struct {
@@ -595,7 +619,11 @@ func (j *journal[T]) release(n int) {
 func (j *journal[T]) finish(segs map[uint64]*segState) {
 	for id, s := range segs {
 		if s.sealed && s.pending == 0 && !s.lost {
-			j.remove(id)
+			if s.quarantine {
+				j.quarantine(id, s.damaged)
+			} else {
+				j.remove(id)
+			}
 			delete(segs, id)
 		}
 	}
@@ -614,6 +642,28 @@ func (j *journal[T]) remove(id uint64) {
 	j.bytes.Add(-fi.Size())
 }
 
+// quarantine moves a damaged segment aside, to seg-….ndjson.damaged, once
+// its readable rows are in ClickHouse: it is not read again (a damaged
+// segment must not be retried forever, nor hold up the ones after it), and
+// its bytes stay as found for whoever looks into the damage. Counted in
+// meridian_store_spool_quarantined_total; a file that cannot be moved
+// stays and is read again at the next start.
+func (j *journal[T]) quarantine(id uint64, damaged int) {
+	name := j.path(id)
+	fi, err := os.Stat(name)
+	if err != nil {
+		return
+	}
+	if err := os.Rename(name, name+".damaged"); err != nil {
+		j.logf("cannot move damaged spool segment %s aside: %v (it is read again at the next start)", name, err)
+		return
+	}
+	syncDir(j.dir)
+	j.bytes.Add(-fi.Size())
+	metrics.GetOrCreateCounter(`meridian_store_spool_quarantined_total{what="` + j.what + `"}`).Inc()
+	j.logf("%s: %d damaged lines; its readable rows are in ClickHouse, the file is moved aside to %s", filepath.Base(name), damaged, filepath.Base(name)+".damaged")
+}
+
 // nextLost is the oldest complete segment that must be read back.
 func nextLost(segs map[uint64]*segState) (uint64, *segState, bool) {
 	var best uint64
@@ -629,8 +679,9 @@ func nextLost(segs map[uint64]*segState) (uint64, *segState, bool) {
 // readBack inserts the next run of up to MaxRows rows of a segment that
 // are not in ClickHouse yet (one run per call, so rows waiting in memory
 // go in between), and marks the segment done after its last line. A torn
-// last line (a crash mid-write: never acknowledged) is skipped; so is a
-// damaged line elsewhere, with a log line.
+// last line (a crash mid-write, never acknowledged, or a truncated file)
+// is skipped; so is a damaged line elsewhere, with a log line; damage
+// marks the segment for quarantine.
 func (j *journal[T]) readBack(id uint64, s *segState) error {
 	name := filepath.Base(j.path(id))
 	if s.data == nil {
@@ -640,8 +691,15 @@ func (j *journal[T]) readBack(id uint64, s *segState) error {
 			return nil
 		}
 		if err != nil {
-			return err
+			if s.readFails++; s.readFails < maxReadFails {
+				return err
+			}
+			j.logf("%s: cannot read it %d times (%v): it is moved aside so that the segments after it go in", name, s.readFails, err)
+			damagedLines(j.what).Inc()
+			s.lost, s.quarantine, s.damaged = false, true, 1
+			return nil
 		}
+		s.readFails = 0
 		s.data = data
 		sort.Slice(s.done, func(a, b int) bool { return s.done[a].first < s.done[b].first })
 	}
@@ -665,9 +723,11 @@ func (j *journal[T]) readBack(id uint64, s *segState) error {
 			if len(items) > 0 {
 				break
 			}
-			j.logf("%s: line %d is damaged, skipped: %v", name, line+1, err)
-			metrics.GetOrCreateCounter(`meridian_store_spool_damaged_total{what="` + j.what + `"}`).Inc()
+			j.logf("%s: line %d is damaged, skipped (the segment is moved aside once its readable rows are in): %v", name, line+1, err)
+			damagedLines(j.what).Inc()
+			s.damaged++
 			off, line = off+adv, line+1
+			s.off, s.line = off, line // nothing before it waits: never count it twice
 			continue
 		}
 		if j.codec.replay != nil {
@@ -686,12 +746,25 @@ func (j *journal[T]) readBack(id uint64, s *segState) error {
 	}
 	s.off, s.line = off, line
 	if off >= len(s.data) || len(items) == 0 && !s.isDone(line) {
+		if torn := len(s.data) - off; torn > 0 && id+1 == j.crashSeg {
+			j.logf("%s: its last line is torn (%d bytes, a crash mid-write: never acknowledged), skipped", name, torn)
+		} else if torn > 0 {
+			j.logf("%s: its last line is torn (%d bytes; not a crash's: the file was cut), skipped", name, torn)
+			damagedLines(j.what).Inc()
+			s.damaged++
+		}
+		s.quarantine = s.damaged > 0
 		if s.sent > 0 {
 			j.logf("inserted %d %s from the spool (%s)", s.sent, j.what, name)
 		}
 		s.lost, s.data, s.off, s.line, s.sent = false, nil, 0, 0, 0
 	}
 	return nil
+}
+
+// damagedLines counts the journal lines of a kind found damaged on disk.
+func damagedLines(what string) *metrics.Counter {
+	return metrics.GetOrCreateCounter(`meridian_store_spool_damaged_total{what="` + what + `"}`)
 }
 
 // isDone tells whether line of the segment is in ClickHouse already (done
