@@ -6,7 +6,7 @@ COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --
 LDFLAGS := -s -w -X main.version=$(VERSION) -X github.com/meridian-net/meridian/internal/buildinfo.commit=$(COMMIT)
 BIN     := bin
 
-.PHONY: all build run test bench lint rum-js clean dist
+.PHONY: all build run test soak bench lint rum-js clean dist
 
 all: build
 
@@ -22,6 +22,11 @@ run:
 ## test: installs what is missing, starts a throwaway ClickHouse, runs every test
 test:
 	e2e/test.sh
+
+## soak: make test with the long variants (MERIDIAN_SOAK=1): the fault
+## suite's 60 s ClickHouse outage, a minute of 2x beacon overload
+soak:
+	MERIDIAN_SOAK=1 e2e/test.sh
 
 ## bench: figures, not pass/fail: Go benchmarks, then probe phase accuracy
 ## side by side with curl -w against the same delaying servers

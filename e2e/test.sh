@@ -40,7 +40,7 @@ echo "== go test"
 MERIDIAN_TEST_CLICKHOUSE="$addr" MERIDIAN_TEST_CLICKHOUSE_HTTP="$(cat "$chdir/single/http_addr")" \
 	MERIDIAN_TEST_CLICKHOUSE_CLUSTER="$cluster" \
 	MERIDIAN_TEST_CLICKHOUSE_REPLICATED="$replicated" \
-	go test -race -timeout 15m -count=1 ./...
+	go test -race -timeout "$([[ -n ${MERIDIAN_SOAK:-} ]] && echo 60m || echo 15m)" -count=1 ./...
 
 echo "== replay every statement clickhouse-go sent to 18.16 on ClickHouse 26.x"
 go run ./collector/store/chtest/replay "$(cat "$chdir/single/http_addr")"
