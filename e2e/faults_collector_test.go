@@ -91,7 +91,7 @@ func faultCollectorKill(t *testing.T) {
 // stopped for 5 s (60 s under MERIDIAN_SOAK=1) and started again on the
 // same ports; the collectors keep acknowledging into their journals.
 func faultClickHouseOutage(t *testing.T) {
-	own := faultkit.StartCH(t, faultLocalSh, t.TempDir())
+	own := faultkit.StartCH(t, faultCHConfig, t.TempDir())
 	e := newFaultEnv(t, faultOptions{ch: own})
 	time.Sleep(2 * time.Second)
 	own.Stop(t)
@@ -168,7 +168,7 @@ func faultLinkCutAndReset(t *testing.T) {
 	e.finish()
 }
 
-// faultJournalCap: the collectors' journals are capped at 32 KiB a kind
+// faultJournalCap: the collectors' journals are capped at 64 KiB a kind
 // (128 KiB in the soak) and ClickHouse (the scenario's own) is stopped:
 // once full, ingest answers 503 with Retry-After, the agents wait that long
 // before they post again, and everything goes in once ClickHouse is back.
@@ -179,11 +179,12 @@ func faultLinkCutAndReset(t *testing.T) {
 // waits (see the issue note), and an agent's backlog after an outage is
 // one large batch.
 func faultJournalCap(t *testing.T) {
-	own := faultkit.StartCH(t, faultLocalSh, t.TempDir())
+	own := faultkit.StartCH(t, faultCHConfig, t.TempDir())
 	// A full journal takes about a cap's worth of rows per Retry-After (the
-	// agents retry in step): the soak's minute-long backlog needs a cap
-	// well above what the agents make in 5 s, or it never drains.
-	capBytes := 32 << 10
+	// agents retry in step, see the issue note): the cap must be well above
+	// what the agents make in 5 s (18 results a second, 350 bytes each,
+	// perhaps all on one collector), or their backlog never drains.
+	capBytes := 64 << 10
 	if soaking() {
 		capBytes = 128 << 10
 	}
@@ -199,7 +200,7 @@ func faultJournalCap(t *testing.T) {
 	time.Sleep(time.Second)
 	own.Stop(t)
 	full := func(p faultkit.Post) bool { return p.Kind == faultkit.Results && p.Status == 503 }
-	if !faultWait(soak(30*time.Second, 2*time.Minute), func() bool { return e.countPosts(full) >= 3 }) {
+	if !faultWait(soak(time.Minute, 2*time.Minute), func() bool { return e.countPosts(full) >= 3 }) {
 		t.Fatalf("no collector answered 503 to results while ClickHouse was stopped, with a %d-byte journal cap", capBytes)
 	}
 	time.Sleep(soak(3*time.Second, 60*time.Second))

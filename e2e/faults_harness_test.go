@@ -92,7 +92,7 @@ func newFaultEnv(t *testing.T, o faultOptions) *faultEnv {
 		if spool == "" {
 			spool = filepath.Join(e.dir, fmt.Sprintf("c%d-spool", i+1))
 		}
-		e.cols[i] = &faultCollector{name: fmt.Sprintf("c%d", i+1), listen: freeAddr(t), spool: spool, flags: o.serve[i]}
+		e.cols[i] = &faultCollector{name: fmt.Sprintf("c%d", i+1), listen: faultkit.FreeAddr(t), spool: spool, flags: o.serve[i]}
 		ups[i] = e.cols[i].listen
 	}
 	for i := range e.agents {
@@ -185,7 +185,7 @@ func (e *faultEnv) startCollector(i int, flags ...string) {
 	args := append([]string{"serve", "--listen", c.listen, "--spool-dir", c.spool, "--flush-interval", "250ms"}, c.flags...)
 	c.proc = faultkit.Start(e.t, c.name, filepath.Join(e.dir, c.name+".log"),
 		[]string{"MERIDIAN_CLICKHOUSE=" + ch.Addr, "MERIDIAN_DATABASE=" + db}, e.collector, append(args, flags...)...)
-	faultkit.WaitHTTP(e.t, c.url()+"/healthz", 20*time.Second)
+	faultkit.WaitUp(e.t, c.proc, c.url()+"/healthz", 20*time.Second)
 }
 
 // metric sums a metric family over the running collectors.

@@ -106,7 +106,7 @@ func runOverload(t *testing.T, name, bin, chAddr string, conns int, dur time.Dur
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	t.Cleanup(func() { conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db) })
+	defer conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db) // before Close: defers run last-in first-out
 	key := lastLine(meridian(t, bin, db, "sites", "add", "load", "--origin", benchOrigin))
 	geo := enrichtest.CityDB(t, map[string]enrichtest.City{"127.0.0.0/8": {Country: "NL", Region: "NH", City: "Amsterdam"}})
 	asn := enrichtest.ASNDB(t, map[string]enrichtest.ASN{"127.0.0.0/8": {Number: 64512, Org: "Loopback Networks"}})

@@ -19,7 +19,9 @@ func TestHourTierAnswersAsMinutes(t *testing.T) {
 	db, conn := chtest.New(t)
 	e := chtest.Server(t, db.Database)
 	ctx := context.Background()
-	to := time.Now().Truncate(time.Second)
+	// Whole minutes at both ends: the rollup's window is whole minutes, the
+	// raw rows' exact, and they must agree.
+	to := time.Now().Truncate(time.Minute)
 	from := to.Add(-5*time.Hour - 17*time.Minute)
 	var rum, res []string
 	for i := range 400 { // one fetch and one result every 48 s, from before the window to its end

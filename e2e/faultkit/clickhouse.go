@@ -3,6 +3,8 @@ package faultkit
 import (
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -10,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -22,7 +25,10 @@ type CH struct {
 	Addr string // native protocol HOST:PORT, for the collectors
 	HTTP string // HTTP interface HOST:PORT
 
-	dir, script string // a server of our own (StartCH), else empty
+	// A server of the test's own (StartCH): its directory and process.
+	dir  string
+	proc *os.Process
+	done chan struct{}
 }
 
 // Query runs sql on database db and splits its TabSeparated answer.
@@ -68,45 +74,45 @@ func (c *CH) Int(db, sql string) (int, error) {
 	return strconv.Atoi(strings.TrimSpace(out))
 }
 
-// StartCH starts a ClickHouse server of the test's own with
-// deploy/clickhouse/local.sh (script) in dir, for scenarios that stop it;
-// it is stopped with tb.
-func StartCH(tb testing.TB, script, dir string) *CH {
+// StartCH starts a ClickHouse server of the test's own in dir, for
+// scenarios that stop it, from the config templates `local.sh start` uses
+// (in deployDir) but on ports below the kernel's ephemeral range: a
+// restart must get the same ports back, and while the server is down any
+// outgoing connection may take an ephemeral one. It is stopped with tb.
+func StartCH(tb testing.TB, deployDir, dir string) *CH {
 	tb.Helper()
-	var out []byte
-	var err error
-	for try := 0; try < 2; try++ { // a free port it picked may be taken meanwhile
-		cmd := exec.Command(script, "start", dir)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		if out, err = cmd.Output(); err == nil {
-			break
+	for _, sub := range []string{"data", "tmp", "user_files", "format_schemas"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o750); err != nil {
+			tb.Fatal(err)
 		}
-		err = fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
 	}
-	if err != nil {
-		tb.Fatalf("cannot start a ClickHouse of the suite's own: %s start %s: %v", script, dir, err)
+	c := &CH{Addr: FreeAddr(tb), dir: dir}
+	for c.HTTP = FreeAddr(tb); c.HTTP == c.Addr; c.HTTP = FreeAddr(tb) {
 	}
-	httpAddr, err := os.ReadFile(filepath.Join(dir, "http_addr"))
+	tmpl, err := os.ReadFile(filepath.Join(deployDir, "local-config.xml"))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c := &CH{Addr: strings.TrimSpace(string(out)), HTTP: strings.TrimSpace(string(httpAddr)), dir: dir, script: script}
+	config := strings.NewReplacer("@DIR@", dir, "@TCP_PORT@", port(c.Addr), "@HTTP_PORT@", port(c.HTTP)).Replace(string(tmpl))
+	users, err := os.ReadFile(filepath.Join(deployDir, "local-users.xml"))
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, "users.xml"), users, 0o640)
+	}
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, "config.xml"), []byte(config), 0o640)
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c.launch(tb)
 	tb.Cleanup(func() { c.Stop(tb) })
 	return c
 }
 
-// Stop stops a server StartCH started and waits for it to exit.
-func (c *CH) Stop(tb testing.TB) {
-	tb.Helper()
-	if out, err := exec.Command(c.script, "stop", c.dir).CombinedOutput(); err != nil {
-		tb.Errorf("cannot stop ClickHouse in %s: %v\n%s", c.dir, err, out)
-	}
-}
+func port(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:] }
 
-// Restart starts a stopped server again on the same ports and data (local.sh
-// start would pick new ports), and waits until it answers.
-func (c *CH) Restart(tb testing.TB) {
+// launch starts the server and waits until it answers.
+func (c *CH) launch(tb testing.TB) {
 	tb.Helper()
 	log, err := os.OpenFile(filepath.Join(c.dir, "server.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
@@ -116,16 +122,66 @@ func (c *CH) Restart(tb testing.TB) {
 	cmd := exec.Command("clickhouse-server", "--config-file="+filepath.Join(c.dir, "config.xml"))
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
-		tb.Fatalf("cannot restart ClickHouse: %v", err)
+		tb.Fatalf("cannot start ClickHouse (deploy/deps.sh clickhouse installs it): %v", err)
 	}
-	go cmd.Wait() // reap it when local.sh stop ends it
-	if err := os.WriteFile(filepath.Join(c.dir, "pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	c.proc, c.done = cmd.Process, make(chan struct{})
+	go func(done chan struct{}) { cmd.Wait(); close(done) }(c.done)
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		select {
+		case <-c.done:
+			b, _ := os.ReadFile(filepath.Join(c.dir, "server.log"))
+			tb.Fatalf("ClickHouse in %s exited at start:\n%s", c.dir, lastLines(string(b), 10))
+		default:
+		}
 		if _, err := c.Exec("default", "SELECT 1"); err == nil {
 			return
 		}
 	}
-	tb.Fatalf("ClickHouse in %s did not answer within 30s of its restart; see its server.log", c.dir)
+	tb.Fatalf("ClickHouse in %s did not answer within a minute of its start; see its server.log", c.dir)
+}
+
+// Stop stops a server StartCH started (SIGTERM, SIGKILL after 30 s) and
+// waits for it to exit.
+func (c *CH) Stop(tb testing.TB) {
+	tb.Helper()
+	if c.proc == nil {
+		return
+	}
+	c.proc.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(30 * time.Second):
+		c.proc.Kill()
+		<-c.done
+	}
+	c.proc = nil
+}
+
+// Restart starts a stopped server again, on the same ports and data.
+func (c *CH) Restart(tb testing.TB) {
+	tb.Helper()
+	c.launch(tb)
+}
+
+// FreeAddr returns a free loopback address below the kernel's ephemeral
+// ports (32768 and up), for a server a test starts, and may restart, on
+// it: a port the kernel handed out once (a listener on :0) can be taken by
+// any outgoing connection before the server binds it, which a busy machine
+// does.
+func FreeAddr(tb testing.TB) string {
+	tb.Helper()
+	for range 100 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr
+		}
+	}
+	tb.Fatal("no free port in 20000-31999")
+	return ""
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

@@ -94,10 +94,14 @@ func (p *Proc) Tail(n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
-// WaitHTTP waits until url answers 200.
-func WaitHTTP(tb testing.TB, url string, within time.Duration) {
+// WaitUp waits until p serves url with a 200, failing at once, with its
+// last log lines, when p exits first.
+func WaitUp(tb testing.TB, p *Proc, url string, within time.Duration) {
 	tb.Helper()
 	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if !p.Running() {
+			tb.Fatalf("%s exited before serving %s: %v\n%s", p.Name, url, p.err, p.Tail(10))
+		}
 		if resp, err := http.Get(url); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -105,7 +109,7 @@ func WaitHTTP(tb testing.TB, url string, within time.Duration) {
 			}
 		}
 	}
-	tb.Fatalf("%s did not answer 200 within %v", url, within)
+	tb.Fatalf("%s did not answer 200 at %s within %v", p.Name, url, within)
 }
 
 // Metric sums the samples of a Prometheus metric family served at url

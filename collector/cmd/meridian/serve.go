@@ -102,6 +102,7 @@ func serve(c *cli.Context) error {
 	closeBeacons, err := setupBeacons(c, conn, store.WriterOptions{
 		MaxRows:       beaconBatchRows,
 		MemRows:       beaconMemRows,
+		Queue:         beaconQueue,
 		MaxDelay:      c.Duration("flush-interval"),
 		SpoolDir:      filepath.Join(c.String("spool-dir"), "beacons"),
 		SpoolMaxBytes: c.Int64("spool-max-bytes"),
@@ -115,14 +116,19 @@ func serve(c *cli.Context) error {
 }
 
 // The beacon journal's in-memory rows, counted in rows until the journal
-// counts bytes: a decoded beacon takes about 1.2 KB here (the 2 KB example
-// of rum-js/BEACON.md), so 5,000 hold about 6 MB, and an insert of 2,500
-// builds its columns in a few MB. At 10,000 beacons a second with the
-// default --flush-interval batches are about 2,500 anyway; larger ones (and
-// the default 4 × 10,000 in memory) only grew the heap under overload.
+// counts bytes: a decoded beacon takes about 1.2 KB (the 2 KB example of
+// rum-js/BEACON.md), so 10,000 hold about 12 MB (the default, 4 × 10,000,
+// held 50 MB under overload), and an insert of 5,000 builds its columns in
+// about 8 MB. Smaller still cost more CPU than they saved memory: more
+// rows read back from the journal, more INSERTs for ClickHouse to merge.
+//
+// The journal's queue of beacons waiting for its fsync is bounded by bytes
+// in the server (--beacon-inflight-bytes), so its own count bound is set
+// past what that budget admits: it no longer sheds first.
 const (
-	beaconBatchRows = 2500
-	beaconMemRows   = 5000
+	beaconBatchRows = 5000
+	beaconMemRows   = 10000
+	beaconQueue     = 1 << 14
 )
 
 // loadTLS loads --tls-cert and --tls-key; nil when neither is given.
@@ -206,7 +212,7 @@ func reloadOnHUP(ctx context.Context, cert *server.Cert, logger *slog.Logger) (s
 // (server.Limits, server.Timeouts).
 func limitFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.Int64Flag{Name: "beacon-inflight-bytes", Value: 8 << 20, Usage: "memory for beacons between reading and answering (decoded, waiting for the journal's fsync), each counted as 3 × its body + 4 KiB (about 800 typical beacons); past it beacons get 503 with Retry-After"},
+		&cli.Int64Flag{Name: "beacon-inflight-bytes", Value: 8 << 20, Usage: "memory for beacons between reading and answering (decoded, waiting for the journal's fsync), each counted as 3 × its body + 4 KiB (about 1,000 typical beacons, far more than an fsync needs to be shared well); past it beacons get 503 with Retry-After"},
 		&cli.Int64Flag{Name: "results-inflight-bytes", Value: 16 << 20, Usage: "agents' result batches (decompressed) held between reading and answering; past it agents get 503 with Retry-After and keep the batch"},
 		&cli.Int64Flag{Name: "memory-limit", Usage: "soft limit in bytes on the Go runtime's memory (as GOMEMLIMIT): near it the garbage collector works harder instead of letting the heap double, trading CPU for RSS (112 MiB holds RSS near 128 MiB at twice the load the collector takes, at about half its 2xx/s then); default 0: none"},
 		&cli.Float64Flag{Name: "source-rate", Value: 50, Usage: "beacons per second from one client address (IPv6: per /64; after --trusted-proxy; loopback not limited); past it 429 with Retry-After; 0: no limit"},
