@@ -38,6 +38,7 @@ bench:
 	MERIDIAN_BENCH=1 go test -count=1 -v -timeout 20m -run '^TestSteeringBench$$' ./collector/steering/ | grep 'BENCH\|FAIL'
 	MERIDIAN_BENCH=1 go test -count=1 -v -timeout 30m -run '^TestQueryBench$$' ./query/ | grep 'BENCH\|inserted\|FAIL'
 	MERIDIAN_BENCH=1 go test -count=1 -v -timeout 20m -run '^TestScaleOutBench$$' ./e2e/ | grep 'BENCH\|FAIL'
+	MERIDIAN_BENCH=1 go test -count=1 -v -timeout 30m -run '^TestBeaconOverload$$' ./e2e/ | grep -v '^[=-]'
 
 ## lint: formatting, vet, staticcheck
 lint:
