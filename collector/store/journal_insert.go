@@ -1,0 +1,387 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// span is a run of lines of a segment already in ClickHouse.
+type span struct{ first, n int }
+
+// segState is what the inserter knows of a segment.
+type segState struct {
+	pending int    // rows taken from memory, not yet inserted
+	done    []span // rows inserted from memory
+	lost    bool   // rows not in memory: read the file back
+	sealed  bool   // no more rows will come
+
+	// While it is read back: the file, where the next run starts, and how
+	// many rows went in so far.
+	data      []byte
+	off, line int
+	sent      int
+
+	// Damage: lines that do not decode, a torn last line, or a file that
+	// cannot be read. Such a segment is moved aside (quarantine) once its
+	// readable rows are in, never read again nor deleted.
+	damaged    int
+	readFails  int
+	quarantine bool
+}
+
+// maxReadFails is how many times in a row a segment may fail to be read
+// before it is moved aside, so that the segments after it go in.
+const maxReadFails = 3
+
+// batchPart ties rows of a batch to the lines they came from.
+type batchPart struct {
+	seg      uint64
+	first, n int
+}
+
+// insertLoop sends rows from memory to ClickHouse in batches of up to
+// MaxRows, at most MaxDelay after the first; deletes segments whose rows are
+// all in; and reads back segments whose rows are not all in memory. After
+// a failed insert it stops using memory (rows stay on disk) until a
+// segment has been read back and inserted, trying every DrainEvery.
+func (j *journal[T]) insertLoop() {
+	defer j.inserterWG.Done()
+	in := &inserter[T]{j: j, segs: map[uint64]*segState{}, healthy: true}
+	timer := time.NewTimer(time.Hour)
+	stopping := false
+	for {
+		in.take()
+		if len(in.batch) >= j.opt.MaxRows || (len(in.batch) > 0 && (stopping || time.Since(in.started) >= j.opt.MaxDelay)) {
+			in.flush()
+		}
+		j.finish(in.segs)
+		if in.drain() {
+			continue
+		}
+		if stopping && len(in.backlog) == 0 && len(in.batch) == 0 {
+			return
+		}
+		if stopping {
+			continue
+		}
+		timer.Reset(max(in.wait(), 0))
+		select {
+		case <-j.wake:
+		case <-timer.C:
+		case <-j.stop:
+			stopping = true
+		}
+		timer.Stop()
+	}
+}
+
+// inserter is insertLoop's state: what it knows of each segment, rows
+// waiting for a batch, the batch, and whether ClickHouse takes inserts.
+type inserter[T any] struct {
+	j         *journal[T]
+	segs      map[uint64]*segState
+	backlog   []journalEntry[T]
+	batch     []T
+	parts     []batchPart
+	started   time.Time // when the batch's first row came
+	healthy   bool
+	nextDrain time.Time
+}
+
+func (in *inserter[T]) state(id uint64) *segState {
+	s := in.segs[id]
+	if s == nil {
+		s = &segState{}
+		in.segs[id] = s
+	}
+	return s
+}
+
+// take moves what the committer queued into the backlog, and rows from
+// the backlog into the batch until it is full; the rest waits.
+func (in *inserter[T]) take() {
+	j := in.j
+	j.mu.Lock()
+	in.backlog = append(in.backlog, j.queue...)
+	clear(j.queue)
+	j.queue = j.queue[:0]
+	j.mu.Unlock()
+
+	n := 0
+	for ; n < len(in.backlog) && len(in.batch) < j.opt.MaxRows; n++ {
+		e := in.backlog[n]
+		s := in.state(e.seg)
+		s.lost = s.lost || e.lost
+		s.sealed = s.sealed || e.sealed
+		if len(e.items) == 0 {
+			continue
+		}
+		if !in.healthy {
+			s.lost = true
+			j.release(len(e.items))
+			continue
+		}
+		if len(in.batch) == 0 {
+			in.started = time.Now()
+		}
+		in.batch = append(in.batch, e.items...)
+		in.parts = append(in.parts, batchPart{e.seg, e.first, len(e.items)})
+		s.pending += len(e.items)
+	}
+	clear(in.backlog[:n])
+	in.backlog = in.backlog[n:]
+}
+
+// flush inserts the batch; its rows are done in their segments, or left
+// to be read back from them.
+func (in *inserter[T]) flush() {
+	j := in.j
+	if len(in.batch) == 0 {
+		return
+	}
+	err := j.send(in.batch)
+	for _, p := range in.parts {
+		s := in.segs[p.seg]
+		s.pending -= p.n
+		if err == nil {
+			s.done = append(s.done, span{p.first, p.n})
+		} else {
+			s.lost = true
+		}
+	}
+	j.release(len(in.batch))
+	if err != nil && refusesData(err) { // no back-off: read back at once and split
+		j.logf("ClickHouse refused %d %s for their data (%v): they are read back from the spool to find the rows it refuses", len(in.batch), j.what, err)
+	} else if err != nil {
+		j.logf("ClickHouse insert failed (%v): %d %s stay in the spool until it takes inserts again", err, len(in.batch), j.what)
+		metrics.GetOrCreateCounter(`meridian_store_spooled_total{what="` + j.what + `"}`).Add(len(in.batch))
+		in.healthy, in.nextDrain = false, time.Now().Add(j.opt.DrainEvery)
+	}
+	clear(in.batch)
+	in.batch, in.parts = in.batch[:0], in.parts[:0]
+}
+
+// drain reads back one run of the oldest segment that needs it, when
+// ClickHouse is healthy or the back-off is over and no batch is pending.
+// It says whether it did.
+func (in *inserter[T]) drain() bool {
+	j := in.j
+	if (!in.healthy && time.Now().Before(in.nextDrain)) || len(in.batch) > 0 {
+		return false
+	}
+	id, s, ok := nextLost(in.segs)
+	if !ok {
+		return false
+	}
+	if err := j.readBack(id, s); err != nil {
+		j.logf("%s spool: %v", j.what, err)
+		in.healthy, in.nextDrain = false, time.Now().Add(j.opt.DrainEvery)
+	} else {
+		in.healthy = true
+	}
+	j.finish(in.segs)
+	return true
+}
+
+// wait is how long to sleep until the batch's deadline, the backlog or
+// the next read-back, unless news comes first.
+func (in *inserter[T]) wait() time.Duration {
+	wait := time.Hour
+	if len(in.batch) > 0 {
+		wait = min(wait, in.j.opt.MaxDelay-time.Since(in.started))
+	}
+	if len(in.backlog) > 0 {
+		wait = 0
+	}
+	if !in.healthy {
+		if _, _, ok := nextLost(in.segs); ok {
+			wait = min(wait, time.Until(in.nextDrain))
+		}
+	}
+	return wait
+}
+
+func (j *journal[T]) release(n int) {
+	j.mu.Lock()
+	j.memRows -= n
+	j.mu.Unlock()
+}
+
+// finish deletes the files of sealed segments whose rows are all in
+// ClickHouse.
+func (j *journal[T]) finish(segs map[uint64]*segState) {
+	for id, s := range segs {
+		if s.sealed && s.pending == 0 && !s.lost {
+			if s.quarantine {
+				j.quarantine(id, s.damaged)
+			} else {
+				j.remove(id)
+			}
+			delete(segs, id)
+		}
+	}
+}
+
+func (j *journal[T]) remove(id uint64) {
+	name := j.path(id)
+	fi, err := os.Stat(name)
+	if err != nil {
+		return
+	}
+	if err := os.Remove(name); err != nil {
+		j.logf("cannot remove spool segment: %v", err)
+		return
+	}
+	j.bytes.Add(-fi.Size())
+}
+
+// quarantine moves a damaged segment aside, to seg-….ndjson.damaged, once
+// its readable rows are in ClickHouse: it is not read again (a damaged
+// segment must not be retried forever, nor hold up the ones after it), and
+// its bytes stay as found for whoever looks into the damage. Counted in
+// meridian_store_spool_quarantined_total; a file that cannot be moved
+// stays and is read again at the next start.
+func (j *journal[T]) quarantine(id uint64, damaged int) {
+	name := j.path(id)
+	fi, err := os.Stat(name)
+	if err != nil {
+		return
+	}
+	if err := os.Rename(name, name+".damaged"); err != nil {
+		j.logf("cannot move damaged spool segment %s aside: %v (it is read again at the next start)", name, err)
+		return
+	}
+	syncDir(j.dir)
+	j.bytes.Add(-fi.Size())
+	metrics.GetOrCreateCounter(`meridian_store_spool_quarantined_total{what="` + j.what + `"}`).Inc()
+	j.logf("%s: %d damaged lines; its readable rows are in ClickHouse, the file is moved aside to %s", filepath.Base(name), damaged, filepath.Base(name)+".damaged")
+}
+
+// nextLost is the oldest complete segment that must be read back.
+func nextLost(segs map[uint64]*segState) (uint64, *segState, bool) {
+	var best uint64
+	var found *segState
+	for id, s := range segs {
+		if s.lost && s.sealed && s.pending == 0 && (found == nil || id < best) {
+			best, found = id, s
+		}
+	}
+	return best, found, found != nil
+}
+
+// readBack inserts the next run of up to MaxRows rows of a segment that
+// are not in ClickHouse yet (one run per call, so rows waiting in memory
+// go in between), and marks the segment done after its last line. A torn
+// last line (a crash mid-write, never acknowledged, or a truncated file)
+// is skipped; so is a damaged line elsewhere, with a log line; damage
+// marks the segment for quarantine.
+func (j *journal[T]) readBack(id uint64, s *segState) error {
+	name := filepath.Base(j.path(id))
+	if s.data == nil {
+		data, err := os.ReadFile(j.path(id))
+		if errors.Is(err, os.ErrNotExist) {
+			s.lost = false
+			return nil
+		}
+		if err != nil {
+			if s.readFails++; s.readFails < maxReadFails {
+				return err
+			}
+			j.logf("%s: cannot read it %d times (%v): it is moved aside so that the segments after it go in", name, s.readFails, err)
+			damagedLines(j.what).Inc()
+			s.lost, s.quarantine, s.damaged = false, true, 1
+			return nil
+		}
+		s.readFails = 0
+		s.data = data
+		sort.Slice(s.done, func(a, b int) bool { return s.done[a].first < s.done[b].first })
+	}
+	var items []T
+	var lines [][]byte // items' lines, for dead letters
+	off, line := s.off, s.line
+	for len(items) < j.opt.MaxRows {
+		adv, tok, _ := scanFullLines(s.data[off:], true)
+		if adv == 0 || tok == nil {
+			break // end of the segment (or its torn tail)
+		}
+		if s.isDone(line) {
+			if len(items) > 0 {
+				break // a run ends
+			}
+			off, line = off+adv, line+1
+			continue
+		}
+		item, err := j.codec.decode(tok)
+		if err != nil {
+			if len(items) > 0 {
+				break
+			}
+			j.logf("%s: line %d is damaged, skipped (the segment is moved aside once its readable rows are in): %v", name, line+1, err)
+			damagedLines(j.what).Inc()
+			s.damaged++
+			off, line = off+adv, line+1
+			s.off, s.line = off, line // nothing before it waits: never count it twice
+			continue
+		}
+		if j.codec.replay != nil {
+			j.codec.replay(&item)
+		}
+		items, lines = append(items, item), append(lines, tok)
+		off, line = off+adv, line+1
+	}
+	if len(items) > 0 {
+		n, err := j.insertRun(name, s, line-len(items), items, lines)
+		s.sent += n
+		metrics.GetOrCreateCounter(`meridian_store_spool_drained_total{what="` + j.what + `"}`).Add(n)
+		if err != nil { // the cursor stays; what went in is marked done
+			return fmt.Errorf("cannot insert %d %s read back from %s yet: %w", len(items)-n, j.what, name, err)
+		}
+	}
+	s.off, s.line = off, line
+	if off >= len(s.data) || len(items) == 0 && !s.isDone(line) {
+		if torn := len(s.data) - off; torn > 0 && id+1 == j.crashSeg {
+			j.logf("%s: its last line is torn (%d bytes, a crash mid-write: never acknowledged), skipped", name, torn)
+		} else if torn > 0 {
+			j.logf("%s: its last line is torn (%d bytes; not a crash's: the file was cut), skipped", name, torn)
+			damagedLines(j.what).Inc()
+			s.damaged++
+		}
+		s.quarantine = s.damaged > 0
+		if s.sent > 0 {
+			j.logf("inserted %d %s from the spool (%s)", s.sent, j.what, name)
+		}
+		s.lost, s.data, s.off, s.line, s.sent = false, nil, 0, 0, 0
+	}
+	return nil
+}
+
+// damagedLines counts the journal lines of a kind found damaged on disk.
+func damagedLines(what string) *metrics.Counter {
+	return metrics.GetOrCreateCounter(`meridian_store_spool_damaged_total{what="` + what + `"}`)
+}
+
+// isDone tells whether line of the segment is in ClickHouse already (done
+// is sorted).
+func (s *segState) isDone(line int) bool {
+	i := sort.Search(len(s.done), func(i int) bool { return s.done[i].first+s.done[i].n > line })
+	return i < len(s.done) && s.done[i].first <= line
+}
+
+// scanFullLines splits newline-terminated lines and drops an unterminated
+// tail: a write torn by a crash.
+func scanFullLines(data []byte, atEOF bool) (int, []byte, error) {
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		return i + 1, data[:i], nil
+	}
+	if atEOF {
+		return len(data), nil, nil
+	}
+	return 0, nil, nil
+}
