@@ -209,7 +209,7 @@ func faultJournalDiskFull(t *testing.T) {
 	e := newFaultEnv(t, faultOptions{spoolDirs: [2]string{dir, ""}})
 	time.Sleep(2 * time.Second)
 	ballast := filepath.Join(dir, "ballast")
-	fill(t, ballast)
+	stopFill := fill(t, ballast)
 	c1 := e.cols[0].listen
 	full := func(p faultkit.Post) bool { return p.Upstream == c1 && p.Status == 503 }
 	if !faultWait(20*time.Second, func() bool { return e.countPosts(full) >= 2 }) {
@@ -219,6 +219,7 @@ func faultJournalDiskFull(t *testing.T) {
 	if !e.cols[0].proc.Running() {
 		t.Fatalf("collector 1 exited on a full disk:\n%s", e.cols[0].proc.Tail(20))
 	}
+	stopFill()
 	os.Remove(ballast)
 	freed := time.Now()
 	time.Sleep(3 * time.Second)
@@ -231,19 +232,39 @@ func faultJournalDiskFull(t *testing.T) {
 	e.finish()
 }
 
-// fill writes name until the file system is full.
-func fill(t *testing.T, name string) {
+// fill writes name until the file system is full, and keeps it full (the
+// journal frees the space of each segment it inserted, enough for the
+// next) until stop is called.
+func fill(t *testing.T, name string) (stop func()) {
 	t.Helper()
 	f, err := os.Create(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	chunk := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(chunk); err != nil {
-			return
+	top := func() {
+		for chunk := make([]byte, 4<<10); ; {
+			if _, err := f.Write(chunk); err != nil {
+				return
+			}
 		}
+	}
+	top()
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+				top()
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+		f.Close()
 	}
 }
 

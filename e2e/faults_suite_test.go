@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"path"
 	"strings"
 	"testing"
@@ -37,31 +36,19 @@ func TestFaults(t *testing.T) {
 	for _, s := range []struct {
 		name string
 		run  func(*testing.T)
-		// flaky: failed once on a heavily loaded machine, cause not yet
-		// found (journal-cap: the restarted ClickHouse unreachable for
-		// minutes; damaged-segments: one of two damaged collector segments
-		// already drained before the damage). Run with MERIDIAN_SOAK=1 or
-		// MERIDIAN_FAULTS_ALL=1 until fixed.
-		flaky bool
 	}{
-		{"collector-kill", faultCollectorKill, false},
-		{"clickhouse-outage", faultClickHouseOutage, false},
-		{"clickhouse-refuses", faultClickHouseRefuses, false},
-		{"link-cut-and-reset", faultLinkCutAndReset, false},
-		{"journal-cap", faultJournalCap, true},
-		{"agent-spool-cap", faultAgentSpoolCap, false},
-		{"agent-kill-mid-batch", faultAgentKillMidBatch, false},
-		{"agent-clock-skew", faultAgentClockSkew, false},
-		{"damaged-segments", faultDamagedSegments, true},
-		{"journal-disk-full", faultJournalDiskFull, false},
-		{"poison-row", faultPoisonRow, false},
+		{"collector-kill", faultCollectorKill},
+		{"clickhouse-outage", faultClickHouseOutage},
+		{"clickhouse-refuses", faultClickHouseRefuses},
+		{"link-cut-and-reset", faultLinkCutAndReset},
+		{"journal-cap", faultJournalCap},
+		{"agent-spool-cap", faultAgentSpoolCap},
+		{"agent-kill-mid-batch", faultAgentKillMidBatch},
+		{"agent-clock-skew", faultAgentClockSkew},
+		{"damaged-segments", faultDamagedSegments},
+		{"journal-disk-full", faultJournalDiskFull},
+		{"poison-row", faultPoisonRow},
 	} {
-		if s.flaky && !soaking() && os.Getenv("MERIDIAN_FAULTS_ALL") == "" {
-			t.Run(s.name, func(t *testing.T) {
-				t.Skip("flaky under load, see TestFaults: MERIDIAN_SOAK=1 or MERIDIAN_FAULTS_ALL=1 runs it")
-			})
-			continue
-		}
 		t.Run(s.name, s.run)
 	}
 	printFaultTable(t)

@@ -105,8 +105,16 @@ func StartCH(tb testing.TB, deployDir, dir string) *CH {
 		tb.Fatal(err)
 	}
 	c.launch(tb)
-	tb.Cleanup(func() { c.Stop(tb) })
+	tb.Cleanup(c.kill) // its data goes with the test: no need to wait for a clean stop
 	return c
+}
+
+func (c *CH) kill() {
+	if c.proc != nil {
+		c.proc.Kill()
+		<-c.done
+		c.proc = nil
+	}
 }
 
 func port(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:] }
