@@ -3,7 +3,7 @@
 -- views only) per country, CDN, site, device and region, filled by
 -- rum_cdn_1m_mv (0041), for the latency map over long windows
 -- (query/latency_map_1m.sql). Read with countMerge(samples),
--- countIfMerge(errors) and quantilesIfMerge(0.5, 0.75, 0.95)(q). A fetch
+-- countIfMerge(errors) and quantilesTimingIfMerge(0.5, 0.75, 0.95)(qt) (q until 0080). A fetch
 -- failed when it errored or answered 5xx; its latency is TTFB, else the
 -- whole fetch; q holds the latencies of fetches that did not fail.
 --
@@ -24,7 +24,10 @@ CREATE TABLE IF NOT EXISTS {{.Table "rum_cdn_1m"}} (
     region      LowCardinality(String),
     samples     AggregateFunction(count),
     errors      AggregateFunction(countIf, UInt8),
-    q           AggregateFunction(quantilesIf(0.5, 0.75, 0.95), Float64, UInt8)
+    q           AggregateFunction(quantilesIf(0.5, 0.75, 0.95), Float64, UInt8),
+    -- Added by a later migration (0081-0090) to tables made before it, last
+    -- as ALTER ADD COLUMN puts it; q is no longer filled (see there).
+    qt          AggregateFunction(quantilesTimingIf(0.5, 0.75, 0.95), Float64, UInt8)
 ) ENGINE = {{.Engine "AggregatingMergeTree"}}
 PARTITION BY toDate(minute)
 ORDER BY (site, country, cdn, device, region, minute)

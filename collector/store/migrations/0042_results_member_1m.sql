@@ -5,7 +5,7 @@
 -- (query/latency_map_1m.sql; the agent's country is looked up at query
 -- time, so a changed country applies to the past too, as in the raw form).
 -- Read with countMerge(samples), countIfMerge(errors) and
--- quantilesIfMerge(0.5, 0.75, 0.95)(q). A result failed when not ok; its
+-- quantilesTimingIfMerge(0.5, 0.75, 0.95)(qt) (q until 0080). A result failed when not ok; its
 -- latency is TTFB, else the total; q holds the latencies of ok results.
 --
 -- Replays: a materialized view sees inserts, not merges, so a result
@@ -24,7 +24,10 @@ CREATE TABLE IF NOT EXISTS {{.Table "results_member_1m"}} (
     target      String,
     samples     AggregateFunction(count),
     errors      AggregateFunction(countIf, UInt8),
-    q           AggregateFunction(quantilesIf(0.5, 0.75, 0.95), Float64, UInt8)
+    q           AggregateFunction(quantilesIf(0.5, 0.75, 0.95), Float64, UInt8),
+    -- Added by a later migration (0081-0090) to tables made before it, last
+    -- as ALTER ADD COLUMN puts it; q is no longer filled (see there).
+    qt          AggregateFunction(quantilesTimingIf(0.5, 0.75, 0.95), Float64, UInt8)
 ) ENGINE = {{.Engine "AggregatingMergeTree"}}
 PARTITION BY toDate(minute)
 ORDER BY (member, agent, region, target, minute)

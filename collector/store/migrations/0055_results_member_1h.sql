@@ -11,7 +11,10 @@ CREATE TABLE IF NOT EXISTS {{.Table "results_member_1h"}} (
     target      String,
     samples     AggregateFunction(count),
     errors      AggregateFunction(countIf, UInt8),
-    q           AggregateFunction(quantilesIf(0.5, 0.75, 0.95), Float64, UInt8)
+    q           AggregateFunction(quantilesIf(0.5, 0.75, 0.95), Float64, UInt8),
+    -- Added by a later migration (0081-0090) to tables made before it, last
+    -- as ALTER ADD COLUMN puts it; q is no longer filled (see there).
+    qt          AggregateFunction(quantilesTimingIf(0.5, 0.75, 0.95), Float64, UInt8)
 ) ENGINE = {{.Engine "AggregatingMergeTree"}}
 PARTITION BY toDate(minute)
 ORDER BY (member, agent, region, target, minute)

@@ -1,0 +1,3 @@
+-- qt: the latencies as a timing histogram, filled by results_member_1m_mv from 0088 on;
+-- rows stored before hold an empty qt (see query/latency_map_1m.sql).
+ALTER TABLE {{.Alter "results_member_1m"}} ADD COLUMN qt AggregateFunction(quantilesTimingIf(0.5, 0.75, 0.95), Float64, UInt8)
