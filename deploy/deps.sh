@@ -10,6 +10,8 @@
 # cloud-init checks deploy/cloud-init's user-data (cloud-init schema); systemd
 # brings systemd-analyze and systemctl for deploy/'s unit and install.sh tests
 # (a container image may lack it; a Debian VM has it).
+# iproute2 brings ip, with which the traceroute tests build their paths of
+# network namespaces and veth pairs (agent/probe/netnstest).
 set -euo pipefail
 
 declare -A pkgs=(
@@ -21,6 +23,7 @@ declare -A pkgs=(
 	[haproxy]="haproxy"
 	[cloud-init]="cloud-init"
 	[systemd]="systemd"
+	[iproute2]="iproute2"
 )
 # A command, or a file (a path) whose presence means the package is there.
 declare -A probe=(
@@ -32,6 +35,7 @@ declare -A probe=(
 	[haproxy]="haproxy"
 	[cloud-init]="cloud-init"
 	[systemd]="systemd-analyze"
+	[iproute2]="ip"
 )
 
 present() {

@@ -172,18 +172,17 @@ func faultLinkCutAndReset(t *testing.T) {
 // (128 KiB in the soak) and ClickHouse (the scenario's own) is stopped:
 // once full, ingest answers 503 with Retry-After, the agents wait that long
 // before they post again, and everything goes in once ClickHouse is back.
-// The agents run six checks each, so the journals fill in seconds.
-//
-// They post at most 5 results (about 2 KB) at a time here: the journal
-// refuses a batch that does not fit beside what it holds, however long it
-// waits (see the issue note), and an agent's backlog after an outage is
-// one large batch.
+// The agents run six checks each, so the journals fill in seconds. They
+// post at most 5 results at a time here: a larger backlog is split on the
+// collector's 413 (TestBatchOverJournalCapIsSplit), but with default
+// batches this scenario once lost 3 results in flight when the agents
+// stopped (see the issue note).
 func faultJournalCap(t *testing.T) {
 	own := faultkit.StartCH(t, faultCHConfig, t.TempDir())
-	// A full journal takes about a cap's worth of rows per Retry-After (the
-	// agents retry in step, see the issue note): the cap must be well above
-	// what the agents make in 5 s (18 results a second, 350 bytes each,
-	// perhaps all on one collector), or their backlog never drains.
+	// A full journal frees room as each second's segment goes in, and
+	// agents come back 2-3 s after a 503: the cap must be well above what
+	// they make meanwhile (18 results a second, 350 bytes each, perhaps all
+	// on one collector), or their backlog never drains.
 	capBytes := 64 << 10
 	if soaking() {
 		capBytes = 128 << 10
@@ -210,29 +209,40 @@ func faultJournalCap(t *testing.T) {
 }
 
 // checkBackoff checks that every 503 carried Retry-After and that each
-// agent waited at least about that long before posting results again.
+// agent waited at least that long before posting results again.
 func checkBackoff(t *testing.T, e *faultEnv, posts []faultkit.Post) {
 	t.Helper()
-	shed, minGap := 0, time.Hour
-	last := map[string]time.Time{} // agent -> its last 503
+	shed, short := 0, 0
+	minGap := time.Hour
+	type shedAt struct {
+		done time.Time
+		wait time.Duration
+	}
+	last := map[string]shedAt{} // agent -> its last 503
 	for _, p := range posts {
 		if p.Kind != faultkit.Results || !p.Sent.Before(e.stopAt) { // an agent stopping tries once more at once
 			continue
 		}
 		if at, ok := last[p.Who]; ok {
-			minGap = min(minGap, p.Sent.Sub(at))
+			gap := p.Sent.Sub(at.done)
+			minGap = min(minGap, gap)
+			if gap < at.wait-100*time.Millisecond {
+				short++
+				t.Errorf("%s posted again %v after a 503 with Retry-After %v: want it to wait", p.Who, gap, at.wait)
+			}
 			delete(last, p.Who)
 		}
 		if p.Status == 503 {
 			shed++
-			if p.RetryAfter == "" {
-				t.Errorf("%s got 503 without Retry-After", p.Who)
+			secs, err := strconv.Atoi(p.RetryAfter)
+			if err != nil || secs <= 0 {
+				t.Errorf("%s got 503 with Retry-After %q: want whole seconds", p.Who, p.RetryAfter)
 			}
-			last[p.Who] = p.Done
+			last[p.Who] = shedAt{p.Done, time.Duration(secs) * time.Second}
 		}
 	}
-	if minGap < 4*time.Second {
-		t.Errorf("an agent posted again %v after a 503 with Retry-After: 5: want it to wait", minGap)
+	if shed == 0 {
+		t.Errorf("no post of results was answered 503")
 	}
-	e.note("%d posts of results answered 503 + Retry-After; agents waited >= %.1fs before the next", shed, minGap.Seconds())
+	e.note("%d posts of results answered 503 + Retry-After; agents waited >= %.1fs before the next (%d too soon)", shed, minGap.Seconds(), short)
 }

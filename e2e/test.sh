@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-deploy/deps.sh clickhouse chromium zookeeper pdns haproxy cloud-init systemd
+deploy/deps.sh clickhouse chromium zookeeper pdns haproxy cloud-init systemd iproute2
 echo "== ClickHouse 26.x as a library (chDB) for the statements' second engine"
 CHDB_LIB_PATH=$(deploy/chdb/install.sh)
 export CHDB_LIB_PATH

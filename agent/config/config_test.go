@@ -60,7 +60,7 @@ func TestInvalid(t *testing.T) {
 		"empty":               `testdata/invalid-empty.yml: the config is empty (want at least agent, collector and checks)`,
 		"http-target":         `testdata/invalid-http-target.yml:4: checks[0] (demo): cannot use http target "example.com": want an absolute http:// or https:// URL`,
 		"interval":            `testdata/invalid-interval.yml:5: checks[0] (demo): interval 500ms is below the minimum 1s`,
-		"kind":                `testdata/invalid-kind.yml:3: checks[0] (demo): unknown kind "smtp" (want one of dns, tcp, tls, http, icmp, browser, cdn)`,
+		"kind":                `testdata/invalid-kind.yml:3: checks[0] (demo): unknown kind "smtp" (want one of dns, tcp, tls, http, icmp, browser, traceroute, cdn)`,
 		"no-checks":           `testdata/invalid-no-checks.yml:1: no checks: add at least one under checks:`,
 		"no-name":             `testdata/invalid-no-name.yml:2: checks[0]: name must not be empty`,
 		"ship":                `testdata/invalid-ship.yml:3: ship.max_spool_bytes 100KiB is below the minimum 1MiB`,

@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	checkdef "github.com/meridian-net/meridian/internal/probe"
 	"github.com/meridian-net/meridian/internal/result"
 )
 
@@ -26,9 +28,11 @@ const dnsEDNSSize = 1232
 type dnsQuery struct {
 	name      string
 	qtype     uint16
-	transport string
+	transport string // udp, tcp, dot or doh
 	rcode     int
 	contains  string
+	tlsConf   *tls.Config // dot and doh: roots, server name, verification
+	dohGET    bool
 }
 
 // DNS queries each resolver for the target name, concurrently, and returns
@@ -38,7 +42,7 @@ func DNS(ctx context.Context, c *Check) ([]*result.Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot run dns check %q: %w", c.Name, err)
 	}
-	servers, err := dnsServers(&c.DNS)
+	servers, err := dnsServers(&c.DNS, q.transport)
 	if err != nil {
 		return nil, fmt.Errorf("cannot run dns check %q: %w", c.Name, err)
 	}
@@ -53,7 +57,8 @@ func DNS(ctx context.Context, c *Check) ([]*result.Result, error) {
 
 // parseDNSQuery reads a dns check's target and options.
 func parseDNSQuery(o *DNSOptions, target string) (*dnsQuery, error) {
-	q := &dnsQuery{name: dns.Fqdn(target), qtype: dns.TypeA, transport: "udp", rcode: dns.RcodeSuccess, contains: o.ExpectAnswerContains}
+	q := &dnsQuery{name: dns.Fqdn(target), qtype: dns.TypeA, transport: o.DNSTransport(), rcode: dns.RcodeSuccess,
+		contains: o.ExpectAnswerContains, dohGET: strings.EqualFold(o.DoHMethod, "GET")}
 	if _, ok := dns.IsDomainName(q.name); !ok || target == "" {
 		return nil, fmt.Errorf("target %q is not a domain name", target)
 	}
@@ -64,12 +69,18 @@ func parseDNSQuery(o *DNSOptions, target string) (*dnsQuery, error) {
 		}
 		q.qtype = t
 	}
-	switch strings.ToLower(o.Transport) {
-	case "", "udp":
-	case "tcp":
-		q.transport = "tcp"
-	default:
-		return nil, fmt.Errorf("unknown transport %q (use udp or tcp)", o.Transport)
+	if err := o.CheckTransport(); err != nil {
+		return nil, err
+	}
+	if q.transport == checkdef.DNSDoT || q.transport == checkdef.DNSDoH {
+		q.tlsConf = &tls.Config{ServerName: o.ServerName, InsecureSkipVerify: o.InsecureSkipVerify}
+		if o.CAFile != "" {
+			roots, err := checkdef.LoadCAFile(o.CAFile)
+			if err != nil {
+				return nil, err
+			}
+			q.tlsConf.RootCAs = roots
+		}
 	}
 	if o.ExpectRcode != "" {
 		rc, ok := dns.StringToRcode[strings.ToUpper(o.ExpectRcode)]
@@ -81,14 +92,26 @@ func parseDNSQuery(o *DNSOptions, target string) (*dnsQuery, error) {
 	return q, nil
 }
 
-// dnsServers lists the resolvers o asks, as HOST:PORT.
-func dnsServers(o *DNSOptions) ([]string, error) {
+// dnsServers lists the resolvers o asks: HOST:PORT, or a URL for doh.
+func dnsServers(o *DNSOptions, transport string) ([]string, error) {
 	if len(o.Resolvers) == 0 {
 		return []string{systemResolver()}, nil
 	}
 	out := make([]string, len(o.Resolvers))
 	for i, r := range o.Resolvers {
-		addr, err := withPort(r, "53")
+		if transport == checkdef.DNSDoH {
+			u, err := checkdef.DoHURL(r)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = u.String()
+			continue
+		}
+		port := "53"
+		if transport == checkdef.DNSDoT {
+			port = "853"
+		}
+		addr, err := withPort(r, port)
 		if err != nil {
 			return nil, fmt.Errorf("resolver %q: %w", r, err)
 		}
@@ -109,7 +132,7 @@ func systemResolver() string {
 // withPort turns HOST or HOST:PORT (IPv6 bare or in brackets) into HOST:PORT.
 func withPort(addr, port string) (string, error) {
 	if host, p, err := net.SplitHostPort(addr); err == nil {
-		if host == "" || p == "" {
+		if host == "" || p == "" || strings.ContainsAny(addr, "/ ") { // not a URL
 			return "", errors.New("want HOST:PORT")
 		}
 		return addr, nil
@@ -122,17 +145,37 @@ func withPort(addr, port string) (string, error) {
 }
 
 // run asks one server and judges its answer.
+//
+// Over udp and tcp, dns_ms is the whole exchange (a tcp connect included,
+// as before dot and doh came). Over dot and doh the connection's set-up is
+// timed apart, as for other kinds: connect_ms the TCP connect, tls_ms the
+// TLS handshake, dns_ms only the query on the ready connection (for doh
+// the HTTP request until its answer is read). Finding a dot/doh resolver's
+// address, when it is given by name, is in total_ms only: dns_ms stays the
+// query measured.
 func (q *dnsQuery) run(ctx context.Context, c *Check, server string) *result.Result {
 	start := time.Now()
 	res := result.New("", c.Name, result.KindDNS, c.Target, start)
-	res.DNS = &result.DNS{Resolver: server, QType: dns.TypeToString[q.qtype]}
+	res.DNS = &result.DNS{Resolver: server, QType: dns.TypeToString[q.qtype], Transport: q.transport}
 	m := new(dns.Msg).SetQuestion(q.name, q.qtype)
 	m.SetEdns0(dnsEDNSSize, false)
-	resp, transport, err := exchange(ctx, m, server, q.transport)
-	res.DNSMs = result.Ms(time.Since(start))
-	res.DNS.Transport = transport
+	var resp *dns.Msg
+	var class string
+	var err error
+	switch q.transport {
+	case checkdef.DNSDoT:
+		resp, class, err = q.exchangeDoT(ctx, res, m, server)
+	case checkdef.DNSDoH:
+		resp, class, err = q.exchangeDoH(ctx, res, m, server)
+	default:
+		resp, res.DNS.Transport, err = exchange(ctx, m, server, q.transport)
+		res.DNSMs = result.Ms(time.Since(start))
+		if err != nil {
+			class, err = exchangeClass(err), fmt.Errorf("cannot query %s over %s: %w", server, res.DNS.Transport, err)
+		}
+	}
 	if err != nil {
-		res.Fail(exchangeClass(err), fmt.Errorf("cannot query %s over %s: %w", server, transport, err))
+		res.Fail(class, err)
 	} else {
 		q.judge(res, resp, server)
 	}

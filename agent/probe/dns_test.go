@@ -125,6 +125,10 @@ func TestDNSBadOptions(t *testing.T) {
 		{"svc.test", DNSOptions{Transport: "quic"}, `unknown transport "quic"`},
 		{"svc.test", DNSOptions{ExpectRcode: "FINE"}, `unknown expect_rcode "FINE"`},
 		{"svc.test", DNSOptions{Resolvers: []string{"1.1.1.1:"}}, `resolver "1.1.1.1:"`},
+		{"svc.test", DNSOptions{Transport: "dot"}, "transport dot needs resolvers"},
+		{"svc.test", DNSOptions{Transport: "doh", Resolvers: []string{"http://dns.test/dns-query"}}, `doh resolver "http://dns.test/dns-query": want an https:// URL`},
+		{"svc.test", DNSOptions{Transport: "doh", Resolvers: []string{"dns.test"}, DoHMethod: "PUT"}, `unknown doh_method "PUT"`},
+		{"svc.test", DNSOptions{Transport: "udp", DoHMethod: "GET"}, "doh_method is for transport doh, not udp"},
 	} {
 		c := &Check{Name: "bad", Kind: result.KindDNS, Target: tc.target, DNS: tc.opts}
 		_, err := DNS(context.Background(), c)
@@ -150,9 +154,13 @@ func TestDNSResolverAddresses(t *testing.T) {
 		{filepath.Join(t.TempDir(), "missing"), DNSOptions{}, []string{"127.0.0.1:53"}},
 		{conf, DNSOptions{Resolvers: []string{"1.1.1.1", "[2606:4700::1111]", "2606:4700::1111", "dns.test:5353"}},
 			[]string{"1.1.1.1:53", "[2606:4700::1111]:53", "[2606:4700::1111]:53", "dns.test:5353"}},
+		{conf, DNSOptions{Transport: "dot", Resolvers: []string{"1.1.1.1", "dns.test:8853"}},
+			[]string{"1.1.1.1:853", "dns.test:8853"}},
+		{conf, DNSOptions{Transport: "DoH", Resolvers: []string{"dns.test", "[::1]:8443", "https://dns.test/q?x=1"}},
+			[]string{"https://dns.test/dns-query", "https://[::1]:8443/dns-query", "https://dns.test/q?x=1"}},
 	} {
 		resolvConf = tc.conf
-		got, err := dnsServers(&tc.opts)
+		got, err := dnsServers(&tc.opts, tc.opts.DNSTransport())
 		if err != nil || !slices.Equal(got, tc.want) {
 			t.Errorf("%s %v: got %v, %v, want %v", filepath.Base(tc.conf), tc.opts.Resolvers, got, err, tc.want)
 		}

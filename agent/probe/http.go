@@ -26,6 +26,10 @@ const DefaultMaxBodyBytes = 10 << 20
 // DefaultMaxRedirects is how many redirects a check follows by default.
 const DefaultMaxRedirects = 10
 
+// DefaultThroughputMinBytes is the smallest body that carries
+// throughput_bps when throughput_min_bytes is unset.
+const DefaultThroughputMinBytes = 100 << 10
+
 // cacheBustParam is the query parameter cache_bust appends.
 const cacheBustParam = "_mcb"
 
@@ -67,6 +71,9 @@ func newHTTPCheck(c *Check) (*httpCheck, error) {
 	}
 	o := &c.HTTP
 	ep, err := hopEndpoint(u, o.DialOptions)
+	if err == nil {
+		err = o.CheckProto(u)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot run http check %q: %w", c.Name, err)
 	}
@@ -211,7 +218,7 @@ func (hc *httpCheck) warm(ctx context.Context, last *hop, req hopRequest) *resul
 type hop struct {
 	res       *result.Result
 	tr        *httpTrace
-	transport *http.Transport
+	transport hopTransport
 	resp      *http.Response // nil when no response came
 	body      []byte
 	readErr   error
@@ -228,6 +235,11 @@ func (hc *httpCheck) newHop(req hopRequest) *hop {
 // and makes the request.
 func (hc *httpCheck) fetch(ctx context.Context, req hopRequest, family string) *hop {
 	h := hc.newHop(req)
+	if err := hc.o.CheckProto(req.u); err != nil { // a redirect to http:// under h3
+		h.res.Fail(result.ErrHTTP, err)
+		h.res.TotalMs = result.Ms(time.Since(h.tr.start))
+		return h
+	}
 	addr, ok := hc.resolve(ctx, h, req.u, family)
 	if !ok {
 		return h
@@ -273,14 +285,18 @@ func (hc *httpCheck) resolve(ctx context.Context, h *hop, u *url.URL, family str
 
 // transport makes a transport whose every connection goes to addr, while
 // the request's Host and the TLS server name stay the URL's host.
-func (hc *httpCheck) transport(u *url.URL, addr netip.AddrPort) *http.Transport {
+func (hc *httpCheck) transport(u *url.URL, addr netip.AddrPort) hopTransport {
+	conf := &tls.Config{ServerName: u.Hostname(), RootCAs: hc.roots, InsecureSkipVerify: hc.o.InsecureSkipVerify}
+	if hc.o.Proto == checkdef.ProtoH3 {
+		return newH3Transport(conf, addr)
+	}
 	return &http.Transport{
-		DialContext: pinnedDial(addr),
-		TLSClientConfig: &tls.Config{ServerName: u.Hostname(), RootCAs: hc.roots,
-			InsecureSkipVerify: hc.o.InsecureSkipVerify},
+		DialContext:        pinnedDial(addr),
+		TLSClientConfig:    conf,
 		DisableKeepAlives:  !hc.o.Warm,
 		DisableCompression: true, // so http_bytes are the bytes on the wire
 		ForceAttemptHTTP2:  u.Scheme == "https",
+		Protocols:          httpProtocols(hc.o.Proto, u),
 	}
 }
 
@@ -326,14 +342,29 @@ func (hc *httpCheck) roundTrip(ctx context.Context, h *hop, req hopRequest) {
 		return
 	}
 	var n int64
-	h.body, n, h.readErr = readHTTPBody(resp.Body, hc.o)
+	clock := &bodyClock{r: resp.Body}
+	h.body, n, h.readErr = readHTTPBody(clock, hc.o)
 	resp.Body.Close()
 	finishHTTP(res, tr, resp, time.Now())
 	setHTTPSNI(res, req.u)
 	setCDN(res.HTTP, resp.Header)
 	res.HTTP.Bytes = &n
+	if n >= hc.throughputMin() && h.readErr == nil {
+		res.HTTP.ThroughputBps = clock.bps()
+	}
+	if err := protoMismatch(hc.o.Proto, resp); err != nil {
+		res.Fail(result.ErrHTTP, err) // and the chain ends here
+		return
+	}
 	res.OK = true
 	h.resp = resp
+}
+
+func (hc *httpCheck) throughputMin() int64 {
+	if hc.o.ThroughputMinBytes > 0 {
+		return hc.o.ThroughputMinBytes
+	}
+	return DefaultThroughputMinBytes
 }
 
 // headersFor returns the check's headers for a hop to u; credentials and

@@ -15,6 +15,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/meridian-net/meridian/internal/result"
@@ -97,6 +98,9 @@ func finishHTTP(res *result.Result, tr *httpTrace, resp *http.Response, end time
 		res.HTTP.Status = resp.StatusCode
 		res.HTTP.Proto = resp.Proto
 		res.HTTP.Location = resp.Header.Get("Location")
+		// Alt-Svc is how a client learns a server speaks h3 (RFC 7838):
+		// reported as sent, so a check with proto: h3 can follow it up.
+		res.HTTP.AltSvc = strings.Join(resp.Header.Values("Alt-Svc"), ", ")
 		if resp.TLS != nil {
 			res.TLS = describeTLS(resp.TLS, nil, end)
 		}

@@ -69,7 +69,10 @@ func (t *httpTrace) clientTrace() *httptrace.ClientTrace {
 		GotConn: func(info httptrace.GotConnInfo) {
 			at(func(now time.Time) {
 				t.gotConn, t.reused = now, info.Reused
-				if addr, ok := info.Conn.RemoteAddr().(*net.TCPAddr); ok {
+				switch addr := info.Conn.RemoteAddr().(type) {
+				case *net.TCPAddr:
+					t.remoteIP = addr.IP.String()
+				case *net.UDPAddr: // h3
 					t.remoteIP = addr.IP.String()
 				}
 			})

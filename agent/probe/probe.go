@@ -34,12 +34,13 @@ type Func func(ctx context.Context, c *Check) ([]*result.Result, error)
 // Probes maps each kind to its probe: the probes plug into the kinds
 // internal/probe defines, under the same names.
 var Probes = map[string]Func{
-	result.KindHTTP:    HTTP,
-	result.KindDNS:     DNS,
-	result.KindTCP:     TCP,
-	result.KindTLS:     TLS,
-	result.KindBrowser: Browser,
-	result.KindICMP:    ICMP,
+	result.KindHTTP:       HTTP,
+	result.KindDNS:        DNS,
+	result.KindTCP:        TCP,
+	result.KindTLS:        TLS,
+	result.KindBrowser:    Browser,
+	result.KindICMP:       ICMP,
+	result.KindTraceroute: Traceroute,
 	// KindCDN produces http results (one per member), so it is a check
 	// kind but not a result kind.
 	KindCDN: CDN,

@@ -80,6 +80,10 @@ type Shipper struct {
 	// unsure counts the queue's oldest results that may have reached the
 	// collector already (see result.ReplayHeader).
 	unsure int
+	// batch is how many results a post takes: opts.Batch, halved while
+	// the collector answers 413 (a batch larger than it takes), grown back
+	// after each accepted post.
+	batch int
 
 	shipped, failedPosts, rejected, invalid atomic.Int64
 }
@@ -108,7 +112,7 @@ func New(q Queue, opts Options) *Shipper {
 		opts.now = time.Now
 	}
 	s := &Shipper{q: q, opts: opts, url: strings.TrimRight(opts.Collector, "/") + Path,
-		log: &errLog{logger: opts.Logger, now: opts.now}}
+		log: &errLog{logger: opts.Logger, now: opts.now}, batch: opts.Batch}
 	if l, ok := q.(interface{ Len() int }); ok {
 		s.unsure = l.Len() // an earlier run may have posted them before it stopped
 	}
@@ -161,22 +165,33 @@ func (s *Shipper) Flush(ctx context.Context) error {
 // done; each post runs under postCtx.
 func (s *Shipper) drain(ctx, postCtx context.Context) error {
 	for ctx.Err() == nil {
-		batch := s.q.Peek(s.opts.Batch)
+		want := s.batch
+		batch := s.q.Peek(want)
 		if len(batch) == 0 {
 			return nil
 		}
-		if err := s.post(postCtx, batch); err != nil {
+		err := s.post(postCtx, batch)
+		if errors.Is(err, errTooLarge) {
+			s.batch = max(1, len(batch)/2) // nothing stored: try again at once, smaller
+			continue
+		}
+		if err != nil {
 			s.unsure = max(s.unsure, len(batch))
 			return err
 		}
 		s.q.Ack(len(batch))
 		s.unsure = max(0, s.unsure-len(batch))
-		if len(batch) < s.opts.Batch {
+		s.batch = min(s.opts.Batch, 2*s.batch)
+		if len(batch) < want {
 			return nil
 		}
 	}
 	return ctx.Err()
 }
+
+// errTooLarge: the collector answered 413 to a batch of more than one
+// result, which it stored none of; drain halves the batch and goes on.
+var errTooLarge = errors.New("collector refused the batch as too large")
 
 // retryError is a failed post worth retrying.
 type retryError struct {
@@ -235,6 +250,9 @@ func (s *Shipper) judge(resp *http.Response, n int, reason string) error {
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
 		return s.failed(&retryError{err: fmt.Errorf(
 			"collector refused the token (%d %s): set the agent's token with --token or MERIDIAN_TOKEN", code, reason)}, true)
+	case code == http.StatusRequestEntityTooLarge && n > 1:
+		s.opts.Logger.Warn("collector refused a batch as too large; sending smaller ones", "results", n, "reason", reason)
+		return errTooLarge
 	case code >= 400 && code < 500 && code != http.StatusRequestTimeout && code != http.StatusTooManyRequests:
 		s.rejected.Add(int64(n))
 		droppedRejected.Add(n)
@@ -288,7 +306,10 @@ func (s *Shipper) encode(batch []*result.Result) ([]byte, int, error) {
 func (s *Shipper) backoff(err error) time.Duration {
 	var re *retryError
 	if errors.As(err, &re) && re.retryAfter > 0 {
-		return min(re.retryAfter, 10*time.Minute)
+		// At least what the collector asked, and up to half again: a fleet
+		// told the same Retry-After must not come back in step.
+		ra := min(re.retryAfter, 10*time.Minute)
+		return ra + rand.N(ra/2+1)
 	}
 	base := s.opts.Interval
 	for i := 1; i < s.fails && base < s.opts.MaxBackoff; i++ {

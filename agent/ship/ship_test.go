@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -216,8 +217,9 @@ func TestRetryAfter(t *testing.T) {
 	h := newHarness(t, 10, status(429, "Retry-After", "7"), status(503, "Retry-After", "120"))
 	h.q.Publish(results(1))
 	flush(t, h.s)
-	if len(h.sleeps) != 2 || h.sleeps[0] != 7*time.Second || h.sleeps[1] != 2*time.Minute {
-		t.Errorf("got sleeps %v, want [7s 2m0s] from Retry-After", h.sleeps)
+	between := func(d, lo time.Duration) bool { return d >= lo && d <= lo+lo/2 }
+	if len(h.sleeps) != 2 || !between(h.sleeps[0], 7*time.Second) || !between(h.sleeps[1], 2*time.Minute) {
+		t.Errorf("got sleeps %v, want 7s and 2m from Retry-After, each plus up to half again", h.sleeps)
 	}
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	if d := parseRetryAfter(now.Add(30*time.Second).Format(http.TimeFormat), now); d != 30*time.Second {
@@ -237,6 +239,33 @@ func TestBadBatchIsDropped(t *testing.T) {
 	}
 	if !strings.Contains(h.logs.String(), `unknown kind`) {
 		t.Errorf("got logs %s, want the collector's reason", h.logs)
+	}
+}
+
+// A 413 splits the batch instead of dropping it: halves are sent at once,
+// without a back-off, and whole batches come back after the next success.
+// Only a single result the collector refuses as too large is dropped.
+func TestTooLargeBatchIsSplit(t *testing.T) {
+	h := newHarness(t, 8, status(413), status(413), status(200), status(413))
+	h.q.Publish(results(9))
+	flush(t, h.s)
+	var sizes []int
+	for _, p := range h.col.posts {
+		sizes = append(sizes, len(p))
+	}
+	// 8 refused, 4 refused, 2 stored, 4 (grown back) refused, then 2, 4
+	// (grown again) and the last 1 stored: 9 results, each stored once.
+	if got, want := fmt.Sprint(sizes), "[8 4 2 4 2 4 1]"; got != want {
+		t.Errorf("post sizes %s, want %s", got, want)
+	}
+	if st := h.s.Stats(); st.Shipped != 9 || st.Rejected != 0 || h.q.Len() != 0 || len(h.sleeps) != 0 {
+		t.Errorf("got %+v, %d queued, sleeps %v; want 9 shipped, none rejected, no back-off", st, h.q.Len(), h.sleeps)
+	}
+	one := newHarness(t, 8, status(413))
+	one.q.Publish(results(1))
+	flush(t, one.s)
+	if st := one.s.Stats(); st.Rejected != 1 || one.q.Len() != 0 {
+		t.Errorf("a single result refused as too large: got %+v, %d queued; want it dropped as rejected", st, one.q.Len())
 	}
 }
 

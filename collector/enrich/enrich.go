@@ -218,20 +218,29 @@ func (e *Enricher) Locate(a netip.Addr) Location {
 			loc.Country, loc.Region, loc.City = g.country, g.region, g.city
 		}
 	}
-	if e.asn != nil {
-		if res := e.asn.Lookup(a); res.Found() {
-			r, ok := e.asnCache.get(res.Offset())
-			if !ok {
-				if res.Decode(&r) == nil {
-					e.asnCache.put(res.Offset(), r)
-				} else {
-					r = asnRecord{}
-				}
-			}
-			loc.ASN, loc.ASOrg = r.Number, r.Org
-		}
-	}
+	loc.ASN, loc.ASOrg = e.AS(a)
 	return loc
+}
+
+// AS looks a up in the ASN database alone: its AS number and organisation,
+// or 0 and "" when there is no database or a is not in it. Traceroute hops
+// need no more than this.
+func (e *Enricher) AS(a netip.Addr) (asn uint32, org string) {
+	if e == nil || e.asn == nil || !a.IsValid() {
+		return 0, ""
+	}
+	res := e.asn.Lookup(a.Unmap())
+	if !res.Found() {
+		return 0, ""
+	}
+	r, ok := e.asnCache.get(res.Offset())
+	if !ok {
+		if res.Decode(&r) != nil {
+			return 0, ""
+		}
+		e.asnCache.put(res.Offset(), r)
+	}
+	return r.Number, r.Org
 }
 
 func firstOf(s ...string) string {

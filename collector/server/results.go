@@ -92,13 +92,19 @@ func (h *resultsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The token says who sent the batch; a result cannot claim otherwise.
 		results[i].Agent = agent.Name
 		rows[i] = store.Row{Result: results[i], Region: agent.Region, ReceivedAt: now, Replay: replay}
+		hopNetworks(h.cfg.Enricher, &rows[i])
 	}
 	if err := h.cfg.Writer.Write(r.Context(), rows); errors.Is(err, store.ErrOverloaded) {
 		busy(w, resultsRejected, "queue_full")
 		return
+	} else if errors.Is(err, store.ErrBatchTooLarge) {
+		fail(w, http.StatusRequestEntityTooLarge, "batch_too_large", err.Error())
+		return
 	} else if err != nil {
 		h.cfg.Logger.Error("cannot store results", "agent", agent.Name, "results", len(rows), "err", err)
-		w.Header().Set("Retry-After", "5")
+		// A full journal frees room as each second's segment goes into
+		// ClickHouse: asking for 5 s let it drain one cap per round.
+		w.Header().Set("Retry-After", retryAfter(err))
 		fail(w, http.StatusServiceUnavailable, "storage", "cannot store the batch now; retry later with the same ids")
 		return
 	}
@@ -106,6 +112,13 @@ func (h *resultsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	batchesAccepted.Inc()
 	ingestDuration.UpdateDuration(start)
 	writeJSON(w, http.StatusOK, map[string]any{"accepted": len(rows)})
+}
+
+func retryAfter(err error) string {
+	if errors.Is(err, store.ErrSpoolFull) {
+		return "2"
+	}
+	return "5"
 }
 
 // replayed reads the agent's ReplayHeader: absent or 0 is a first post.

@@ -16,6 +16,11 @@ type Row struct {
 	// or the collector inserts it again not knowing whether an earlier
 	// insert landed. Stored as the replay column (migration 0050).
 	Replay bool `json:",omitempty"`
+	// HopASN and HopOrg are the AS number and organisation of each hop of
+	// a traceroute (parallel to Traceroute.Hops; 0 and "" when unknown),
+	// looked up by the collector: they are not in the wire contract.
+	HopASN []uint32 `json:",omitempty"`
+	HopOrg []string `json:",omitempty"`
 }
 
 // column maps one results-table column to its value in a Row. Keeping name
@@ -46,7 +51,11 @@ func or[T any](p *T, get func(*T) any, zero any) any {
 
 var nilF64 *float64
 
-var resultColumns = []column{
+// resultColumns are the results table's columns in the order of its
+// CREATE (0002) and the migrations that added to it.
+var resultColumns = append(append([]column(nil), coreColumns...), traceColumns...)
+
+var coreColumns = []column{
 	{"ts", func(r *Row) any { return second(r.TS) }},
 	{"ts_ms", func(r *Row) any { return uint16(r.TS.Nanosecond() / 1e6) }},
 	{"id", func(r *Row) any { return r.ID }},
@@ -156,6 +165,70 @@ var resultColumns = []column{
 
 	{"received_at", func(r *Row) any { return second(r.ReceivedAt) }},
 	{"replay", func(r *Row) any { return u8(r.Replay) }},
+	{"throughput_bps", httpField(func(h *result.HTTP) any { return h.ThroughputBps }, nilF64)},
+	{"alt_svc", httpField(func(h *result.HTTP) any { return h.AltSvc }, "")},
+}
+
+// traceColumns are a traceroute's path, after the columns above as
+// migrations 0062-0076 appended them. hop_* are parallel arrays, one
+// element per hop; hop_asn and hop_org come from the collector (Row).
+var traceColumns = []column{
+	{"trace_proto", traceField(func(t *result.Traceroute) any { return t.Proto }, "")},
+	{"trace_port", traceField(func(t *result.Traceroute) any { return uint16(t.Port) }, uint16(0))},
+	{"trace_reached", traceField(func(t *result.Traceroute) any { return *b2u(&t.Reached) }, uint8(0))},
+	{"hop_ttl", hopField(func(h *result.TraceHop) uint8 { return uint8(h.TTL) })},
+	{"hop_addr", hopField(func(h *result.TraceHop) string { return h.Addr })},
+	{"hop_name", hopField(func(h *result.TraceHop) string { return h.Name })},
+	{"hop_asn", func(r *Row) any { return hopsOf(r, r.HopASN) }},
+	{"hop_org", func(r *Row) any { return hopsOf(r, r.HopOrg) }},
+	{"hop_sent", hopField(func(h *result.TraceHop) uint16 { return uint16(h.Sent) })},
+	{"hop_received", hopField(func(h *result.TraceHop) uint16 { return uint16(h.Received) })},
+	{"hop_loss_pct", hopField(func(h *result.TraceHop) float64 { return h.LossPct })},
+	{"hop_min_ms", hopField(func(h *result.TraceHop) float64 { return orMinus1(h.MinMs) })},
+	{"hop_avg_ms", hopField(func(h *result.TraceHop) float64 { return orMinus1(h.AvgMs) })},
+	{"hop_max_ms", hopField(func(h *result.TraceHop) float64 { return orMinus1(h.MaxMs) })},
+	{"hop_stddev_ms", hopField(func(h *result.TraceHop) float64 { return orMinus1(h.StddevMs) })},
+}
+
+func traceField(get func(*result.Traceroute) any, zero any) func(*Row) any {
+	return func(r *Row) any { return or(r.Traceroute, get, zero) }
+}
+
+// hopField is one field of every hop, as one of the hop_* arrays (never
+// nil, so that rows of other kinds store empty arrays).
+func hopField[T any](get func(*result.TraceHop) T) func(*Row) any {
+	return func(r *Row) any {
+		if r.Traceroute == nil {
+			return []T{}
+		}
+		out := make([]T, len(r.Traceroute.Hops))
+		for i := range r.Traceroute.Hops {
+			out[i] = get(&r.Traceroute.Hops[i])
+		}
+		return out
+	}
+}
+
+// hopsOf fits what the collector looked up per hop to the row's hops: one
+// element per hop, zero where the lookup is missing, so the hop_* arrays
+// always line up.
+func hopsOf[T any](r *Row, looked []T) []T {
+	n := 0
+	if r.Traceroute != nil {
+		n = len(r.Traceroute.Hops)
+	}
+	out := make([]T, n)
+	copy(out, looked)
+	return out
+}
+
+// orMinus1 is an optional time in an array column: -1 when absent (arrays
+// cannot hold Nullable).
+func orMinus1(v *float64) float64 {
+	if v == nil {
+		return -1
+	}
+	return *v
 }
 
 func httpField(get func(*result.HTTP) any, zero any) func(*Row) any {

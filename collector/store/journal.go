@@ -24,6 +24,11 @@ import (
 // senders keep their data.
 var ErrSpoolFull = errors.New("the collector's spool is full: ClickHouse is unavailable or too slow")
 
+// ErrBatchTooLarge means one write is larger than the journal's whole cap:
+// waiting would never make room, so callers answer 413 (agents then send
+// smaller batches) instead of 503.
+var ErrBatchTooLarge = errors.New("the batch is larger than the collector's spool can ever hold: send smaller batches")
+
 // journal makes writes durable before ClickHouse sees them: a write is
 // appended to the current segment file and acknowledged once that file is
 // fsynced (group commit: one fsync for every write that arrived meanwhile).
@@ -254,6 +259,9 @@ func (j *journal[T]) write(ctx context.Context, items []T) error {
 		if buf, err = j.codec.encode(buf, &items[i]); err != nil {
 			return fmt.Errorf("cannot encode a row for the spool: %w", err)
 		}
+	}
+	if int64(len(buf)) > j.maxBytes {
+		return fmt.Errorf("%w: %d bytes in the journal, its cap (--spool-max-bytes) is %d", ErrBatchTooLarge, len(buf), j.maxBytes)
 	}
 	if j.bytes.Load()+int64(len(buf)) > j.maxBytes {
 		return ErrSpoolFull

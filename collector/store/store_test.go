@@ -214,19 +214,38 @@ func TestWriterSpoolsWhileClickHouseIsAway(t *testing.T) {
 	t.Errorf("after ClickHouse came back: got %d rows and %d spool files, want 300 and 0", n, len(files))
 }
 
+// With ClickHouse away, writes fill the journal to its cap and then fail
+// with ErrSpoolFull (503: retry later); a write larger than the whole cap
+// fails with ErrBatchTooLarge (413: waiting would never make room).
 func TestWriterSpoolFullFails(t *testing.T) {
 	_, conn := chtest.New(t)
 	ctx := context.Background()
-	w, err := store.NewWriter(conn, store.WriterOptions{MaxDelay: 5 * time.Millisecond, SpoolDir: t.TempDir(), SpoolMaxBytes: 100})
+	w, err := store.NewWriter(conn, store.WriterOptions{MaxDelay: 5 * time.Millisecond, SpoolDir: t.TempDir(), SpoolMaxBytes: 4000})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Close()
 	conn.Exec(ctx, "RENAME TABLE results TO results_away")
 	defer conn.Exec(ctx, "RENAME TABLE results_away TO results")
-	r := result.New("a", "c", result.KindTCP, "127.0.0.1:1", time.Now())
-	r.OK = true
-	if err := w.Write(ctx, []store.Row{{Result: *r}}); !errors.Is(err, store.ErrSpoolFull) {
-		t.Errorf("got %v, want ErrSpoolFull", err)
+	row := func() store.Row {
+		r := result.New("a", "c", result.KindTCP, "127.0.0.1:1", time.Now())
+		r.OK = true
+		return store.Row{Result: *r}
+	}
+	written := 0
+	for ; written < 100; written++ {
+		if err = w.Write(ctx, []store.Row{row()}); err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, store.ErrSpoolFull) || written == 0 {
+		t.Errorf("after %d rows written: got %v, want ErrSpoolFull after at least one", written, err)
+	}
+	big := make([]store.Row, 100)
+	for i := range big {
+		big[i] = row()
+	}
+	if err := w.Write(ctx, big); !errors.Is(err, store.ErrBatchTooLarge) {
+		t.Errorf("a batch larger than the cap: got %v, want ErrBatchTooLarge", err)
 	}
 }

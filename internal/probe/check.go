@@ -35,6 +35,8 @@ type Check struct {
 	ICMP    ICMPOptions    `yaml:"icmp"`
 	Browser BrowserOptions `yaml:"browser"`
 	CDN     CDNOptions     `yaml:"cdn"`
+
+	Traceroute TracerouteOptions `yaml:"traceroute"`
 }
 
 // KindCDN is the kind of a cdn check: the same object through several
@@ -52,13 +54,14 @@ const (
 // validation of target and options (nil: nothing beyond what every check
 // is held to). agent/probe registers a probe under each of these names.
 var kinds = map[string]func(c *Check) error{
-	result.KindDNS:     nil,
-	result.KindTCP:     nil,
-	result.KindTLS:     nil,
-	result.KindHTTP:    validateHTTP,
-	result.KindICMP:    nil,
-	result.KindBrowser: nil,
-	KindCDN:            nil,
+	result.KindDNS:        validateDNS,
+	result.KindTCP:        nil,
+	result.KindTLS:        nil,
+	result.KindHTTP:       validateHTTP,
+	result.KindICMP:       nil,
+	result.KindBrowser:    nil,
+	result.KindTraceroute: validateTraceroute,
+	KindCDN:               nil,
 }
 
 // Kinds lists the check kinds in the order messages name them: the result
@@ -67,8 +70,8 @@ func Kinds() []string {
 	return append(append([]string(nil), result.Kinds...), KindCDN)
 }
 
-// SetDefaults fills what the check left out; a relative http.ca_file is
-// relative to dir, the directory of the file the check came from.
+// SetDefaults fills what the check left out; a relative http.ca_file or
+// dns.ca_file is relative to dir, the directory of the file the check came from.
 func (c *Check) SetDefaults(dir string) {
 	if c.Interval == 0 {
 		c.Interval = DefaultInterval
@@ -78,6 +81,9 @@ func (c *Check) SetDefaults(dir string) {
 	}
 	if c.HTTP.CAFile != "" && !filepath.IsAbs(c.HTTP.CAFile) {
 		c.HTTP.CAFile = filepath.Join(dir, c.HTTP.CAFile)
+	}
+	if c.DNS.CAFile != "" && !filepath.IsAbs(c.DNS.CAFile) {
+		c.DNS.CAFile = filepath.Join(dir, c.DNS.CAFile)
 	}
 }
 

@@ -49,11 +49,54 @@ type HTTPOptions struct {
 	// CacheBust appends a random query parameter (_mcb) to the target and
 	// to the warm request, so caches cannot answer them.
 	CacheBust bool `yaml:"cache_bust"`
+	// Proto picks the HTTP version (ProtoAuto when empty). auto is what a
+	// first visit gets: h2 when TLS ALPN agrees on it, else HTTP/1.1; it
+	// never upgrades to h3 on the strength of an Alt-Svc header, so a
+	// result never depends on an earlier run (alt_svc reports what the
+	// server offers; check with proto: h3 to measure it). h1 and h2 insist
+	// on their version (h2 on http:// is h2c with prior knowledge); h3
+	// speaks QUIC to the URL's host and port and needs https.
+	Proto string `yaml:"proto"`
+	// ThroughputMinBytes: a body of at least this many bytes carries
+	// throughput_bps; smaller ones are over before their rate means much.
+	// Default agent/probe's DefaultThroughputMinBytes (100 KiB).
+	ThroughputMinBytes int64 `yaml:"throughput_min_bytes"`
+}
+
+// HTTP versions a check can ask for with proto.
+const (
+	ProtoAuto = "auto"
+	ProtoH1   = "h1"
+	ProtoH2   = "h2"
+	ProtoH3   = "h3"
+)
+
+// CheckProto says whether o's proto and throughput threshold make sense
+// for a request to u (an h3 request needs https); the agent asks it again
+// for each redirect hop.
+func (o *HTTPOptions) CheckProto(u *url.URL) error {
+	switch o.Proto {
+	case "", ProtoAuto, ProtoH1, ProtoH2:
+	case ProtoH3:
+		if u.Scheme != "https" {
+			return fmt.Errorf("cannot use proto h3 for %s: HTTP/3 runs over QUIC, which is always TLS; use an https:// URL", u.Redacted())
+		}
+	default:
+		return fmt.Errorf("unknown proto %q (use auto, h1, h2 or h3)", o.Proto)
+	}
+	if o.ThroughputMinBytes < 0 {
+		return fmt.Errorf("throughput_min_bytes %d is negative", o.ThroughputMinBytes)
+	}
+	return nil
 }
 
 func validateHTTP(c *Check) error {
-	if _, err := ParseHTTPTarget(c.Target); err != nil {
+	u, err := ParseHTTPTarget(c.Target)
+	if err != nil {
 		return &FieldError{Key: "target", Err: err}
+	}
+	if err := c.HTTP.CheckProto(u); err != nil {
+		return &FieldError{Key: "http", Err: err}
 	}
 	if c.HTTP.CAFile != "" {
 		if _, err := LoadCAFile(c.HTTP.CAFile); err != nil {

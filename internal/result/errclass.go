@@ -30,7 +30,10 @@ const (
 	ErrHTTP         = "http_error"
 
 	ErrICMPLoss = "icmp_loss"
-	ErrBrowser  = "browser_error"
+	// ErrTraceIncomplete: a traceroute ran out of hops (or time) before
+	// the destination answered.
+	ErrTraceIncomplete = "trace_incomplete"
+	ErrBrowser         = "browser_error"
 
 	// ErrProbePanic: the probe itself crashed (a bug in the agent, not the target).
 	ErrProbePanic = "probe_panic"

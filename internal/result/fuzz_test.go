@@ -80,6 +80,8 @@ func boundarySeeds() [][]byte {
 		`"http_status":600`, `"http_status":99999`, `"http_status":65736`, `"http_status":-1`)
 	seed("http_ok", `"total_ms":165`, `"total_ms":3600000`, `"total_ms":3600000.001`, `"total_ms":-0.001`, `"total_ms":1e308`)
 	seed("http_ok", `"http_bytes":1256`, `"http_bytes":-1`, `"http_bytes":9223372036854775807`)
+	seed("http_ok", `"http_bytes":1256`, `"http_bytes":1256,"throughput_bps":1e12`, `"http_bytes":1256,"throughput_bps":1.0000001e12`,
+		`"http_bytes":1256,"throughput_bps":-1`, `"http_bytes":1256,"throughput_bps":0,"alt_svc":"h3=\":443\"; ma=86400"`)
 	seed("http_ok", `"dns_source":"resolver"`, `"dns_source":"resolver","redirect_hop":255`, `"dns_source":"resolver","redirect_hop":256`)
 	seed("http_ok", `"cert_not_after":"2027-01-01T00:00:00Z"`, `"cert_not_after":"2106-02-07T06:28:15Z"`,
 		`"cert_not_after":"2106-02-07T06:28:16Z"`, `"cert_not_after":"9999-12-31T23:59:59Z"`, `"cert_not_after":"1969-12-31T23:59:59Z"`)
@@ -89,6 +91,12 @@ func boundarySeeds() [][]byte {
 	seed("icmp_ok", `"ping_sent":3`, `"ping_sent":65535`, `"ping_sent":65536`, `"ping_sent":-1`)
 	seed("icmp_ok", `"ping_received":3`, `"ping_received":65536`, `"ping_received":3,"ping_dups":65536`)
 	seed("icmp_ok", `"ping_loss_pct":0`, `"ping_loss_pct":100`, `"ping_loss_pct":100.5`, `"ping_loss_pct":-1`)
+	seed("traceroute_ok", `"trace_port":33434`, `"trace_port":65535`, `"trace_port":65536`, `"trace_port":-1`)
+	seed("traceroute_ok", `"ttl":1`, `"ttl":255`, `"ttl":256`, `"ttl":0`, `"ttl":-1`)
+	seed("traceroute_ok", `"sent":3,"received":2`, `"sent":65535,"received":2`, `"sent":65536,"received":2`,
+		`"sent":3,"received":4`, `"sent":3,"received":-1`)
+	seed("traceroute_ok", `"loss_pct":33.3`, `"loss_pct":100`, `"loss_pct":100.1`, `"loss_pct":-1`)
+	seed("traceroute_ok", `"avg_ms":12.5`, `"avg_ms":-1`, `"avg_ms":3600001`, `"avg_ms":0`)
 	seed("browser_ok", `"resources":27`, `"resources":4294967295`, `"resources":4294967296`, `"resources":-1`)
 	seed("browser_ok", `"page_bytes":1843200`, `"page_bytes":-1`)
 	seed("browser_ok", `"console_errors":1`, `"console_errors":4294967296`)
@@ -126,6 +134,7 @@ func fitsColumns(r *Result) string {
 		check(int(uint16(h.Status)) == h.Status && (h.Status == 0 || h.Status >= 100 && h.Status <= 599), "http_status %d", h.Status)
 		check(h.Bytes == nil || *h.Bytes >= 0, "http_bytes %v", h.Bytes)
 		check(int(uint8(h.Hop)) == h.Hop, "redirect_hop %d", h.Hop)
+		check(h.ThroughputBps == nil || *h.ThroughputBps >= 0 && *h.ThroughputBps <= MaxThroughputBps, "throughput_bps %v", h.ThroughputBps)
 	}
 	if t := r.TLS; t != nil {
 		if t.CertNotAfter != nil {
@@ -155,6 +164,18 @@ func fitsColumns(r *Result) string {
 			check(int(uint32(h.Requests)) == h.Requests && int(uint32(h.Failed)) == h.Failed &&
 				int(uint32(h.CacheHits)) == h.CacheHits && h.Bytes >= 0, "browser_hosts[%d] counts", i)
 			ms(fmt.Sprintf("browser_hosts[%d].max_ms", i), h.MaxMs)
+		}
+	}
+	if tr := r.Traceroute; tr != nil {
+		check(int(uint16(tr.Port)) == tr.Port, "trace_port %d", tr.Port)
+		check(len(tr.Hops) <= MaxTTL, "%d hops", len(tr.Hops))
+		for i, h := range tr.Hops {
+			check(h.TTL >= 1 && int(uint8(h.TTL)) == h.TTL, "trace_hops[%d].ttl %d", i, h.TTL)
+			check(int(uint16(h.Sent)) == h.Sent && h.Received >= 0 && h.Received <= h.Sent, "trace_hops[%d] counts", i)
+			check(h.LossPct >= 0 && h.LossPct <= 100, "trace_hops[%d].loss_pct %v", i, h.LossPct)
+			for name, v := range map[string]*float64{"min_ms": h.MinMs, "avg_ms": h.AvgMs, "max_ms": h.MaxMs, "stddev_ms": h.StddevMs} {
+				ms(fmt.Sprintf("trace_hops[%d].%s", i, name), v)
+			}
 		}
 	}
 	if h := r.Host; h != nil {

@@ -41,10 +41,19 @@ const (
 	// absent: no response).
 	MinHTTPStatus = 100
 	MaxHTTPStatus = 599
+	// MaxThroughputBps bounds throughput_bps: 1 Tbit/s. No single HTTP
+	// transfer an agent measures comes near it; more is a unit bug or a
+	// body too small to time.
+	MaxThroughputBps = 1e12
 	// MaxRedirectHop is the largest redirect_hop (UInt8 column).
 	MaxRedirectHop = math.MaxUint8
 	// MaxPingCount bounds ping_sent, ping_received, ping_dups (UInt16).
 	MaxPingCount = math.MaxUint16
+	// MaxTTL bounds a hop's ttl (UInt8 column; the IPv4 TTL and IPv6 hop
+	// limit are one byte) and so the number of hops of a traceroute.
+	MaxTTL = math.MaxUint8
+	// MaxPort bounds trace_port (UInt16).
+	MaxPort = math.MaxUint16
 	// MaxCount32 bounds resources, console_errors and the per-host
 	// requests, failed and cache_hits (UInt32 columns).
 	MaxCount32 = math.MaxUint32
@@ -107,6 +116,9 @@ func (r *Result) checkRanges() error {
 			c.count("http_bytes", *h.Bytes, math.MaxInt64)
 		}
 		c.count("redirect_hop", int64(h.Hop), MaxRedirectHop)
+		if h.ThroughputBps != nil {
+			c.between("throughput_bps", *h.ThroughputBps, 0, MaxThroughputBps, "bits per second")
+		}
 	}
 	if t := r.TLS; t != nil {
 		if t.CertNotAfter != nil {
@@ -150,6 +162,9 @@ func (r *Result) checkRanges() error {
 			c.ms(at("max_ms"), h.MaxMs)
 		}
 	}
+	if t := r.Traceroute; t != nil {
+		c.traceroute(t)
+	}
 	if h := r.Host; h != nil {
 		if h.CPUStealPct != nil {
 			c.between("cpu_steal_pct", *h.CPUStealPct, 0, 100, "a percentage")
@@ -159,6 +174,29 @@ func (r *Result) checkRanges() error {
 		}
 	}
 	return c.err
+}
+
+// traceroute checks a path: counts fit their UInt8/UInt16 columns, times
+// and loss as ping's, and -1 (the hop arrays' "absent") never collides.
+func (c *rangeCheck) traceroute(t *Traceroute) {
+	c.count("trace_port", int64(t.Port), MaxPort)
+	if len(t.Hops) > MaxTTL {
+		c.fail("trace_hops", "%d hops is out of range: want at most %d (one per TTL)", len(t.Hops), MaxTTL)
+	}
+	for i := range t.Hops {
+		h := &t.Hops[i]
+		at := func(name string) string { return fmt.Sprintf("trace_hops[%d].%s", i, name) }
+		if h.TTL < 1 || h.TTL > MaxTTL {
+			c.fail(at("ttl"), "%d is out of range: want a TTL in [1, %d]", h.TTL, MaxTTL)
+		}
+		c.count(at("sent"), int64(h.Sent), MaxPingCount)
+		c.count(at("received"), int64(h.Received), int64(h.Sent))
+		c.between(at("loss_pct"), h.LossPct, 0, 100, "a percentage")
+		c.ms(at("min_ms"), h.MinMs)
+		c.ms(at("avg_ms"), h.AvgMs)
+		c.ms(at("max_ms"), h.MaxMs)
+		c.ms(at("stddev_ms"), h.StddevMs)
+	}
 }
 
 // CheckClock refuses a ts more than MaxFutureSkew ahead of now (the

@@ -95,6 +95,10 @@ func TestRanges(t *testing.T) {
 		{"redirect_hop 255", "http_ok", func(r *Result) { r.HTTP.Hop = 255 }, ""},
 		{"redirect_hop 256", "http_ok", func(r *Result) { r.HTTP.Hop = 256 }, "redirect_hop"},
 		{"redirect_hop negative", "http_ok", func(r *Result) { r.HTTP.Hop = -1 }, "redirect_hop"},
+		{"throughput_bps 0", "http_ok", func(r *Result) { r.HTTP.ThroughputBps = fl(0) }, ""},
+		{"throughput_bps max", "http_ok", func(r *Result) { r.HTTP.ThroughputBps = fl(MaxThroughputBps) }, ""},
+		{"throughput_bps over", "http_ok", func(r *Result) { r.HTTP.ThroughputBps = fl(MaxThroughputBps * 1.01) }, "throughput_bps"},
+		{"throughput_bps negative", "http_ok", func(r *Result) { r.HTTP.ThroughputBps = fl(-1) }, "throughput_bps"},
 		// tls.
 		{"cert_not_after max", "http_ok", func(r *Result) { v := mustRFC3339("2106-02-07T06:28:15Z"); r.TLS.CertNotAfter = &v }, ""},
 		{"cert_not_after over", "http_ok", func(r *Result) { v := mustRFC3339("2106-02-07T06:28:16Z"); r.TLS.CertNotAfter = &v }, "cert_not_after"},
@@ -146,6 +150,23 @@ func TestRanges(t *testing.T) {
 		{"host max_ms 0", "browser_ok", func(r *Result) { r.Browser.Hosts[0].MaxMs = fl(0) }, ""},
 		{"host max_ms -1 (the storage sentinel)", "browser_ok", func(r *Result) { r.Browser.Hosts[0].MaxMs = fl(-1) }, "browser_hosts[0].max_ms"},
 		{"host max_ms over", "browser_ok", func(r *Result) { r.Browser.Hosts[0].MaxMs = fl(MaxMs + 1) }, "browser_hosts[0].max_ms"},
+		// traceroute: UInt8 TTLs, UInt16 counts and port, ms and loss as ping's.
+		{"trace_port max", "traceroute_ok", func(r *Result) { r.Traceroute.Port = MaxPort }, ""},
+		{"trace_port over", "traceroute_ok", func(r *Result) { r.Traceroute.Port = MaxPort + 1 }, "trace_port"},
+		{"hop ttl 255", "traceroute_ok", func(r *Result) { r.Traceroute.Hops[3].TTL = MaxTTL }, ""},
+		{"hop ttl 256", "traceroute_ok", func(r *Result) { r.Traceroute.Hops[3].TTL = MaxTTL + 1 }, "trace_hops[3].ttl"},
+		{"hop ttl 0", "traceroute_ok", func(r *Result) { r.Traceroute.Hops[0].TTL = 0 }, "trace_hops[0].ttl"},
+		{"hop sent over", "traceroute_ok", func(r *Result) { r.Traceroute.Hops[1].Sent = MaxPingCount + 1 }, "trace_hops[1].sent"},
+		{"hop received over sent", "traceroute_ok", func(r *Result) { r.Traceroute.Hops[0].Received = 4 }, "trace_hops[0].received"},
+		{"hop loss over", "traceroute_ok", func(r *Result) { r.Traceroute.Hops[2].LossPct = 100.5 }, "trace_hops[2].loss_pct"},
+		{"hop min_ms -1 (the storage sentinel)", "traceroute_ok", func(r *Result) { r.Traceroute.Hops[0].MinMs = fl(-1) }, "trace_hops[0].min_ms"},
+		{"hop stddev_ms over", "traceroute_ok", func(r *Result) { r.Traceroute.Hops[3].StddevMs = fl(MaxMs + 1) }, "trace_hops[3].stddev_ms"},
+		{"hops 256", "traceroute_ok", func(r *Result) {
+			r.Traceroute.Hops = make([]TraceHop, MaxTTL+1)
+			for i := range r.Traceroute.Hops {
+				r.Traceroute.Hops[i] = TraceHop{TTL: min(i+1, MaxTTL), Sent: 1}
+			}
+		}, "trace_hops"},
 		// host.
 		{"cpu_steal_pct 100", "http_ok", func(r *Result) { r.Host.CPUStealPct = fl(100) }, ""},
 		{"cpu_steal_pct over", "http_ok", func(r *Result) { r.Host.CPUStealPct = fl(100.5) }, "cpu_steal_pct"},
@@ -193,6 +214,7 @@ func TestRangesNotFinite(t *testing.T) {
 			"total_ms":        func(r *Result) { r.TotalMs = &v },
 			"cert_days_left":  func(r *Result) { r.TLS.CertDaysLeft = &v },
 			"clock_offset_ms": func(r *Result) { r.Host.ClockOffsetMs = &v },
+			"throughput_bps":  func(r *Result) { r.HTTP.ThroughputBps = &v },
 			"cpu_steal_pct":   func(r *Result) { r.Host.CPUStealPct = &v },
 		} {
 			res := goldenResults()["http_ok"]

@@ -21,16 +21,17 @@ const Version = 1
 
 // Kinds a result can have.
 const (
-	KindDNS     = "dns"
-	KindTCP     = "tcp"
-	KindTLS     = "tls"
-	KindHTTP    = "http"
-	KindICMP    = "icmp"
-	KindBrowser = "browser"
+	KindDNS        = "dns"
+	KindTCP        = "tcp"
+	KindTLS        = "tls"
+	KindHTTP       = "http"
+	KindICMP       = "icmp"
+	KindBrowser    = "browser"
+	KindTraceroute = "traceroute"
 )
 
 // Kinds lists every kind, in a stable order.
-var Kinds = []string{KindDNS, KindTCP, KindTLS, KindHTTP, KindICMP, KindBrowser}
+var Kinds = []string{KindDNS, KindTCP, KindTLS, KindHTTP, KindICMP, KindBrowser, KindTraceroute}
 
 // KnownKind reports whether k is one of Kinds.
 func KnownKind(k string) bool {
@@ -76,6 +77,7 @@ type Result struct {
 	*DNS
 	*ICMP
 	*Browser
+	*Traceroute
 	*Host
 }
 
@@ -96,6 +98,13 @@ type HTTP struct {
 	CDNMember string `json:"cdn_member,omitempty"`   // the cdn check member fetched
 	CDNPoP    string `json:"cdn_pop,omitempty"`
 	CDNCache  string `json:"cdn_cache,omitempty"` // hit, miss, …
+	// ThroughputBps is bits per second over the body transfer only (first
+	// to last body byte), so connection set-up and server think time do
+	// not dilute it. Set for bodies over the check's size threshold.
+	ThroughputBps *float64 `json:"throughput_bps,omitempty"`
+	// AltSvc is the Alt-Svc header an h1/h2 response advertised (how a
+	// client discovers HTTP/3), as sent.
+	AltSvc string `json:"alt_svc,omitempty"`
 }
 
 // TLS holds what the handshake showed: the negotiated parameters and the
@@ -170,6 +179,35 @@ type BrowserHost struct {
 	CacheHits int      `json:"cache_hits,omitempty"`
 	Bytes     int64    `json:"bytes"`            // on the wire
 	MaxMs     *float64 `json:"max_ms,omitempty"` // slowest request
+}
+
+// Traceroute holds the path a traceroute result found: one entry per TTL
+// probed, in TTL order, MTR-style (several probes per TTL). The address
+// traced to is remote_ip. ASN and organisation of each hop are not part
+// of the contract: the collector looks them up itself (an agent's word on
+// whose network an address is in is not to be trusted).
+type Traceroute struct {
+	Proto   string     `json:"trace_proto"`          // icmp, udp or tcp
+	Port    int        `json:"trace_port,omitempty"` // udp and tcp: destination port
+	Reached bool       `json:"trace_reached"`        // the destination answered
+	Hops    []TraceHop `json:"trace_hops"`
+}
+
+// TraceHop is what the probes sent with one TTL found. A hop no probe got
+// an answer from has no address and no times (mtr's "???"). When several
+// addresses answered for one TTL (a path change, per-packet balancing),
+// Addr is the one that answered most.
+type TraceHop struct {
+	TTL      int      `json:"ttl"`
+	Addr     string   `json:"addr,omitempty"`
+	Name     string   `json:"name,omitempty"` // reverse DNS, when the check asks
+	Sent     int      `json:"sent"`
+	Received int      `json:"received"`
+	LossPct  float64  `json:"loss_pct"`
+	MinMs    *float64 `json:"min_ms,omitempty"`
+	AvgMs    *float64 `json:"avg_ms,omitempty"`
+	MaxMs    *float64 `json:"max_ms,omitempty"`
+	StddevMs *float64 `json:"stddev_ms,omitempty"`
 }
 
 // Host describes how noisy the agent's host was when it measured.

@@ -54,6 +54,17 @@ func goldenResults() map[string]*Result {
 			Kind: KindICMP, Target: "example.com", TS: ts, OK: true, TotalMs: f(3002),
 			ICMP: &ICMP{Sent: 3, Received: 3, LossPct: 0, MinMs: f(1), AvgMs: f(1.5), MaxMs: f(2), StddevMs: f(0.4)},
 		},
+		"traceroute_ok": {
+			V: Version, ID: "01936a2e-7f3c-7a10-8b2c-3d4e5f607187", Agent: "gru-1", Check: "path",
+			Kind: KindTraceroute, Target: "example.com", TS: ts, OK: true, DNSMs: f(3.5), TotalMs: f(2140.5),
+			HTTP: &HTTP{RemoteIP: "93.184.215.14", DNSSource: "resolver"},
+			Traceroute: &Traceroute{Proto: "udp", Port: 33434, Reached: true, Hops: []TraceHop{
+				{TTL: 1, Addr: "192.0.2.1", Name: "gw.example.net", Sent: 3, Received: 3, MinMs: f(0.4), AvgMs: f(0.5), MaxMs: f(0.7), StddevMs: f(0.1)},
+				{TTL: 2, Sent: 3, Received: 0, LossPct: 100},
+				{TTL: 3, Addr: "198.51.100.7", Sent: 3, Received: 2, LossPct: 33.3, MinMs: f(11), AvgMs: f(12.5), MaxMs: f(14), StddevMs: f(1.5)},
+				{TTL: 4, Addr: "93.184.215.14", Sent: 3, Received: 3, MinMs: f(20.5), AvgMs: f(21), MaxMs: f(21.5), StddevMs: f(0.4)},
+			}},
+		},
 		"browser_ok": {
 			V: Version, ID: "01936a2e-7f3c-7a10-8b2c-3d4e5f607186", Agent: "ams-1", Check: "page",
 			Kind: KindBrowser, Target: "https://example.com/", TS: ts, OK: true,
@@ -188,5 +199,18 @@ func TestNewIsUUIDv7(t *testing.T) {
 	b := New("a", "c", KindHTTP, "http://x/", ts)
 	if a.ID == b.ID || !validUUID(a.ID) || a.ID[14] != '7' {
 		t.Errorf("got ids %s, %s; want two distinct UUIDv7", a.ID, b.ID)
+	}
+}
+
+// Which network a hop's address is in is the collector's call: an agent
+// cannot send it (the decoder refuses the key as outside the contract).
+func TestTraceHopASNIsNotWire(t *testing.T) {
+	good, _ := json.Marshal(goldenResults()["traceroute_ok"])
+	bad := strings.Replace(string(good), `"addr":"192.0.2.1",`, `"addr":"192.0.2.1","asn":13335,`, 1)
+	if bad == string(good) {
+		t.Fatal("the replacement did not apply")
+	}
+	if _, err := DecodeNDJSON(strings.NewReader(bad)); err == nil || !strings.Contains(err.Error(), "asn") {
+		t.Errorf("got %v, want the asn key refused", err)
 	}
 }

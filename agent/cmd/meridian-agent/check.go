@@ -23,13 +23,15 @@ func checkCommand() *cli.Command {
 		Name:      "check",
 		Usage:     "run one probe now and print its result",
 		ArgsUsage: "KIND TARGET",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print the wire JSON, one result per line"},
 			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "give up after `D`"},
 			&cli.BoolFlag{Name: "insecure", Usage: "do not verify TLS certificates (still describe them)"},
 			&cli.StringFlag{Name: "ca", Usage: "trust the PEM certificates in `FILE` too"},
-			&cli.StringFlag{Name: "resolver", Usage: "ask the DNS server at `HOST:PORT`"},
-		},
+			&cli.StringFlag{Name: "resolver", Usage: "ask the DNS server at `HOST:PORT` (a URL with --transport doh)"},
+			&cli.StringFlag{Name: "proto", Usage: "http: speak `P`: auto, h1, h2 or h3 (HTTP/3 over QUIC)"},
+			&cli.StringFlag{Name: "transport", Usage: "dns: ask over `T`: udp, tcp, dot (DNS over TLS) or doh (DNS over HTTPS)"},
+		}, traceFlags()...),
 		Action: checkAction,
 	}
 }
@@ -63,6 +65,7 @@ func checkAction(c *cli.Context) error {
 				fmt.Fprintln(c.App.Writer)
 			}
 			printTable(c.App.Writer, r)
+			printHops(c.App.Writer, r)
 		}
 		if !r.OK && failed == "" {
 			failed = r.Error + ": " + r.ErrorMessage
@@ -87,18 +90,27 @@ func cliCheck(c *cli.Context) (*probe.Check, error) {
 	ck := &probe.Check{Name: "check", Kind: kind, Target: target, Timeout: c.Duration("timeout")}
 	ck.HTTP.InsecureSkipVerify = c.Bool("insecure")
 	ck.HTTP.CAFile = c.String("ca")
+	ck.HTTP.Proto = c.String("proto")
+	ck.DNS.Transport = c.String("transport")
+	ck.DNS.InsecureSkipVerify = c.Bool("insecure")
+	ck.DNS.CAFile = c.String("ca")
 	ck.TLS.InsecureSkipVerify = c.Bool("insecure")
 	if ca := c.String("ca"); ca != "" {
 		ck.TLS.TrustStores = map[string]string{"ca": ca}
 	}
 	if r := c.String("resolver"); r != "" {
-		if _, _, err := net.SplitHostPort(r); err != nil {
-			return nil, cliutil.UsageError("--resolver %q: want HOST:PORT, such as 1.1.1.1:53", r)
+		// A doh resolver is a URL, which the probe checks.
+		doh := kind == result.KindDNS && strings.EqualFold(ck.DNS.Transport, "doh")
+		if _, _, err := net.SplitHostPort(r); !doh && (err != nil || strings.Contains(r, "/")) {
+			return nil, cliutil.UsageError("--resolver %q: want HOST:PORT, such as 1.1.1.1:53 (a URL only with --transport doh)", r)
 		}
 		ck.DNS.Resolvers = []string{r}
 		for _, d := range []*probe.DialOptions{&ck.HTTP.DialOptions, &ck.TCP.DialOptions, &ck.TLS.DialOptions, &ck.ICMP.DialOptions} {
 			d.Resolver = r
 		}
+	}
+	if err := traceOptions(c, ck); err != nil {
+		return nil, err
 	}
 	return ck, nil
 }
@@ -149,6 +161,10 @@ func printTable(w io.Writer, r *result.Result) {
 		row("remote ip", h.RemoteIP)
 		row("dns source", h.DNSSource)
 		row("location", h.Location)
+		row("alt-svc", h.AltSvc)
+		if h.ThroughputBps != nil {
+			row("throughput", fmt.Sprintf("%.2f Mbit/s", *h.ThroughputBps/1e6))
+		}
 	}
 	if t := r.TLS; t != nil {
 		row("tls version", t.TLSVersion)
@@ -167,9 +183,13 @@ func printTable(w io.Writer, r *result.Result) {
 	}
 	if d := r.DNS; d != nil {
 		row("resolver", d.Resolver)
+		row("transport", d.Transport)
 		row("qtype", d.QType)
 		row("rcode", d.Rcode)
 		row("answers", strings.Join(d.Answers, ", "))
+	}
+	if t := r.Traceroute; t != nil {
+		row("trace", fmt.Sprintf("%s, %d hops, destination %s", traceProto(t), len(t.Hops), map[bool]string{true: "reached", false: "not reached"}[t.Reached]))
 	}
 	if p := r.ICMP; p != nil {
 		row("ping", fmt.Sprintf("%d sent, %d received, %.1f%% loss", p.Sent, p.Received, p.LossPct))

@@ -8,7 +8,7 @@ import (
 
 // TestLinksNoProbe: the collector validates check configs with
 // internal/probe and links neither the agent's packages nor the probes'
-// libraries (Chromium's DevTools client, ICMP, DNS); one stray import
+// libraries (Chromium's DevTools client, ICMP, DNS, QUIC); one stray import
 // brings them all back and megabytes with them.
 func TestLinksNoProbe(t *testing.T) {
 	const pkg = "github.com/meridian-net/meridian/collector/cmd/meridian"
@@ -16,6 +16,7 @@ func TestLinksNoProbe(t *testing.T) {
 		"github.com/chromedp",
 		"github.com/prometheus-community/pro-bing",
 		"github.com/miekg/dns",
+		"github.com/quic-go/quic-go",
 		"github.com/meridian-net/meridian/agent",
 	}
 	out, err := exec.Command("go", "list", "-deps", pkg).Output()

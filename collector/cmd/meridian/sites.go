@@ -250,7 +250,7 @@ func Snippet(s store.Site, scriptURL string) string {
 func beaconFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "geoip-db", EnvVars: []string{"MERIDIAN_GEOIP_DB"}, Usage: "MaxMind-format City database `FILE` (GeoLite2-City, DB-IP lite) for beacon country/region/city; none: left empty"},
-		&cli.StringFlag{Name: "asn-db", EnvVars: []string{"MERIDIAN_ASN_DB"}, Usage: "MaxMind-format ASN database `FILE` (GeoLite2-ASN) for beacon ASN and organisation; none: left empty"},
+		&cli.StringFlag{Name: "asn-db", EnvVars: []string{"MERIDIAN_ASN_DB"}, Usage: "MaxMind-format ASN database `FILE` (GeoLite2-ASN) for the ASN and organisation of beacons and of traceroute hops; none: left empty"},
 		&cli.StringSliceFlag{Name: "trusted-proxy", EnvVars: []string{"MERIDIAN_TRUSTED_PROXIES"}, Usage: "`CIDR` of a proxy or load balancer whose X-Forwarded-For is believed (repeatable)"},
 	}
 }

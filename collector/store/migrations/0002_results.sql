@@ -97,7 +97,27 @@ CREATE TABLE IF NOT EXISTS {{.Table "results"}} (
     received_at     DateTime,
     -- Added by migration 0050 to databases made before it; last, as
     -- an ALTER ADD COLUMN puts it, so new replicas match older ones.
-    replay          UInt8 DEFAULT 0
+    replay          UInt8 DEFAULT 0,
+    -- Added by migrations 0060 onwards, in their order (see 0050's note).
+    throughput_bps  Nullable(Float64),
+    alt_svc         String,
+    -- A traceroute's path (0062-0076): hop_* are parallel arrays, one
+    -- element per TTL; -1 in hop_*_ms where no reply came.
+    trace_proto     LowCardinality(String),
+    trace_port      UInt16,
+    trace_reached   UInt8,
+    hop_ttl         Array(UInt8),
+    hop_addr        Array(String),
+    hop_name        Array(String),
+    hop_asn         Array(UInt32),
+    hop_org         Array(String),
+    hop_sent        Array(UInt16),
+    hop_received    Array(UInt16),
+    hop_loss_pct    Array(Float64),
+    hop_min_ms      Array(Float64),
+    hop_avg_ms      Array(Float64),
+    hop_max_ms      Array(Float64),
+    hop_stddev_ms   Array(Float64)
 ) ENGINE = {{.Engine "ReplacingMergeTree"}}
 PARTITION BY toDate(ts)
 ORDER BY (check_name, agent, ts, id)

@@ -20,12 +20,13 @@ type DNS struct {
 
 	tb      testing.TB
 	done    chan struct{}
+	stopped sync.Once
 	mu      sync.Mutex
 	rrs     map[string][]dns.RR // by lower-case FQDN
 	rcode   map[string]int
 	trunc   map[string]bool
 	delay   time.Duration
-	queries map[string]int // by transport: "udp", "tcp"
+	queries map[string]int // by transport: "udp", "tcp" (dot too), "doh GET HTTP/2.0", …
 }
 
 // NewDNS starts a DNS server holding records given in presentation format
@@ -44,7 +45,7 @@ func NewDNS(tb testing.TB, records ...string) *DNS {
 		<-started
 		tb.Cleanup(func() { srv.Shutdown() })
 	}
-	tb.Cleanup(func() { close(s.done) }) // runs first: wakes delayed answers
+	tb.Cleanup(s.stop) // runs first: wakes delayed answers
 	return s
 }
 
@@ -110,23 +111,35 @@ func (s *DNS) Queries(network string) int {
 	return s.queries[network]
 }
 
+// stop wakes delayed answers for good, so servers can shut down.
+func (s *DNS) stop() { s.stopped.Do(func() { close(s.done) }) }
+
 func key(name string) string { return strings.ToLower(dns.Fqdn(name)) }
 
 // ServeDNS answers one query.
 func (s *DNS) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	network := w.RemoteAddr().Network()
+	if s.count(network) {
+		w.WriteMsg(s.answer(req, network))
+	}
+}
+
+// count counts a query that came over network and waits out the delay;
+// false if the test ended meanwhile.
+func (s *DNS) count(network string) bool {
 	s.mu.Lock()
 	s.queries[network]++
 	delay := s.delay
 	s.mu.Unlock()
-	if delay > 0 {
-		select {
-		case <-time.After(delay):
-		case <-s.done:
-			return
-		}
+	if delay <= 0 {
+		return true
 	}
-	w.WriteMsg(s.answer(req, network))
+	select {
+	case <-time.After(delay):
+		return true
+	case <-s.done:
+		return false
+	}
 }
 
 func (s *DNS) answer(req *dns.Msg, network string) *dns.Msg {
