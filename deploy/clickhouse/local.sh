@@ -26,9 +26,13 @@ usage="usage: $0 start|stop|start-cluster|stop-cluster|start-replicated|stop-rep
 [[ -n "$cmd" && -n "$dir" ]] || { echo "$usage" >&2; exit 2; }
 
 free_port() {
-	local p
+	# Below the kernel's ephemeral range, so that no outgoing connection
+	# takes the port between this check and the server's bind.
+	local p lo=32768
+	read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+	(( lo > 11000 )) || { echo "local.sh: the ephemeral port range starts at $lo: no room below it" >&2; exit 1; }
 	for _ in $(seq 1 200); do
-		p=$(( 20000 + RANDOM % 30000 ))
+		p=$(( 10000 + RANDOM % (lo - 10000) ))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
 	done
 	echo "local.sh: cannot find a free port" >&2; exit 1
