@@ -36,7 +36,7 @@ func seedAll(t *testing.T, e *chtest.Engine, now time.Time) {
 	for i := 1; i <= 110; i++ {
 		id := fmt.Sprintf("00000000-0000-0000-0000-%012d", i)
 		if i > 100 {
-			res = append(res, fmt.Sprintf("(toDateTime(%d), '%s', 'a-br', 'sa', 'cdn-a', 'http', 'https://a/', 0, NULL, NULL, NULL, NULL, NULL, 'fastly', 'cdn-a', 'GRU', '', '', '', NULL, 'TLS 1.3', '', [], [])", ts, id))
+			res = append(res, fmt.Sprintf("(toDateTime(%d), '%s', 'a-br', 'sa', 'cdn-a', 'http', 'https://a/', 0, NULL, NULL, NULL, NULL, NULL, 'fastly', 'cdn-a', 'GRU', '', '', '', NULL, 'TLS 1.3', '', [], [], NULL)", ts, id))
 			continue
 		}
 		cache, valid := "hit", "[1, 1]"
@@ -50,12 +50,12 @@ func seedAll(t *testing.T, e *chtest.Engine, now time.Time) {
 		if i == 7 {
 			days = 10
 		}
-		res = append(res, fmt.Sprintf("(toDateTime(%d), '%s', 'a-br', 'sa', 'cdn-a', 'http', 'https://a/', 1, 1, 2, 3, %d, %d, 'fastly', 'cdn-a', 'GRU', '%s', 'CN=a', 'R3', %d, 'TLS 1.3', 'sha-a', ['system', 'mozilla'], %s)",
-			ts, id, i, i+10, cache, days, valid))
+		res = append(res, fmt.Sprintf("(toDateTime(%d), '%s', 'a-br', 'sa', 'cdn-a', 'http', 'https://a/', 1, 1, 2, 3, %d, %d, 'fastly', 'cdn-a', 'GRU', '%s', 'CN=a', 'R3', %d, 'TLS 1.3', 'sha-a', ['system', 'mozilla'], %s, %d)",
+			ts, id, i, i+10, cache, days, valid, i*1_000_000))
 	}
 	for i := 1; i <= 50; i++ {
 		pop := []string{"IAD", "EWR"}[i%2]
-		res = append(res, fmt.Sprintf("(toDateTime(%d), '00000000-0000-0000-0001-%012d', 'a-us', 'na', 'cdn-b', 'http', 'https://b/', 1, 1, 2, 3, 200, 210, 'akamai', '', '%s', '', 'CN=b', 'E1', 50, 'TLS 1.2', 'sha-b', [], [])", ts, i, pop))
+		res = append(res, fmt.Sprintf("(toDateTime(%d), '00000000-0000-0000-0001-%012d', 'a-us', 'na', 'cdn-b', 'http', 'https://b/', 1, 1, 2, 3, 200, 210, 'akamai', '', '%s', '', 'CN=b', 'E1', 50, 'TLS 1.2', 'sha-b', [], [], NULL)", ts, i, pop))
 	}
 	for i := 1; i <= 110; i++ {
 		ttfb, fail := fmt.Sprint(i), 0
@@ -90,7 +90,7 @@ func seedAll(t *testing.T, e *chtest.Engine, now time.Time) {
 			steer = append(steer, fmt.Sprintf("(toDateTime(%d), %d, 'www', 'global', %d, '%s', %d, 'ok')", base+d.at, i+1, j, m.name, m.w))
 		}
 	}
-	resCols := "ts, id, agent, region, check_name, kind, target, ok, dns_ms, connect_ms, tls_ms, ttfb_ms, total_ms, cdn, cdn_member, cdn_pop, cdn_cache, cert_subject, cert_issuer, cert_days_left, tls_version, cert_sha256, trust_store, trust_valid"
+	resCols := "ts, id, agent, region, check_name, kind, target, ok, dns_ms, connect_ms, tls_ms, ttfb_ms, total_ms, cdn, cdn_member, cdn_pop, cdn_cache, cert_subject, cert_issuer, cert_days_left, tls_version, cert_sha256, trust_store, trust_valid, throughput_bps"
 	rumCols := "ts, site, pv, country, region, device, is_bot, kind, cdn, host, ttfb_ms, error, status"
 	pvCols := "ts, site, pv, url, country, region, device, browser, os, is_bot, lcp_ms, inp_ms, cls, fcp_ms, ttfb_ms"
 	for _, q := range []string{

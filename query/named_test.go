@@ -75,9 +75,9 @@ func namedCases(now time.Time) []namedCase {
 		{"vitals", with(o("page", "device"), "site", "shop", "country", "BR"), nil, [][]any{
 			{"/p", "mobile", uint64(100), about{7525, 100}, about{752.5, 10}, about{0.7525, 0.01}, about{752.5, 10}, about{75.25, 1}, 0.25, 0.2, 0.1},
 		}},
-		{"regions", o(), []string{"region", "target", "n", "failed", "dns_p50_ms", "connect_p50_ms", "tls_p50_ms", "ttfb_p50_ms", "total_p50_ms"}, [][]any{
-			{"na", "https://b/", uint64(50), uint64(0), 1.0, 2.0, 3.0, 200.0, 210.0},
-			{"sa", "https://a/", uint64(110), uint64(10), 1.0, 2.0, 3.0, about{50.5, 1}, about{60.5, 1}},
+		{"regions", o(), []string{"region", "target", "n", "failed", "dns_p50_ms", "connect_p50_ms", "tls_p50_ms", "ttfb_p50_ms", "total_p50_ms", "throughput_p50_bps"}, [][]any{
+			{"na", "https://b/", uint64(50), uint64(0), 1.0, 2.0, 3.0, 200.0, 210.0, nil},
+			{"sa", "https://a/", uint64(110), uint64(10), 1.0, 2.0, 3.0, about{50.5, 1}, about{60.5, 1}, about{50.5e6, 1e6}},
 		}},
 		{"fleet", o(), []string{"agent", "agents", "reporting", "last_seen", "lag_s", "spool_results", "spool_bytes"}, [][]any{
 			{"a-br", uint64(1), uint64(1), now.Add(-30 * time.Second).UTC(), int64(30), uint64(7), uint64(700)},
