@@ -1,17 +1,13 @@
 package store
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/VictoriaMetrics/metrics"
-	jsonv2 "github.com/go-json-experiment/json"
 )
 
 // Beacon is one page view as the browser script sends it: the JSON body of
@@ -121,96 +117,15 @@ type BeaconRow struct {
 	Visitor
 	ReceivedAt time.Time
 	// Raw, when set, is the body Beacon was decoded from (valid JSON): the
-	// journal keeps it as received instead of encoding Beacon again.
+	// journal keeps it as received instead of encoding Beacon again. A
+	// writer that has copied it sets it to nil, and the caller may then
+	// reuse the buffer (UnmarshalBeacon's strings do not point into it).
 	Raw []byte `json:"-"`
 	// Replay says the collector inserts this beacon again, not knowing
 	// whether an earlier insert landed (migrations 0051, 0052). Browsers
 	// send a beacon once, so only the collector sets it.
 	Replay bool `json:"-"`
 }
-
-// beaconLine is a beacon's journal line: the beacon and what the collector
-// derived. B is struct{} to write the line around the beacon as received,
-// Beacon to read it back.
-type beaconLine[B any] struct {
-	ReceivedAt time.Time `json:"received_at"`
-	Visitor    Visitor   `json:"visitor"`
-	Beacon     B         `json:"beacon"`
-}
-
-var beaconCodec = codec[BeaconRow]{
-	encode: func(dst []byte, r *BeaconRow) ([]byte, error) {
-		raw := r.Raw
-		if raw == nil {
-			var err error
-			if raw, err = json.Marshal(&r.Beacon); err != nil {
-				return dst, err
-			}
-		}
-		head, err := jsonv2.Marshal(beaconLine[struct{}]{ReceivedAt: r.ReceivedAt, Visitor: r.Visitor})
-		if err != nil {
-			return dst, err
-		}
-		// head ends with "beacon":{}}; the body takes {}'s place. A
-		// newline in valid JSON can only be whitespace: a space keeps
-		// the line whole.
-		dst = append(dst, head[:len(head)-len("{}}")]...)
-		start := len(dst)
-		dst = append(dst, raw...)
-		for i := bytes.IndexByte(dst[start:], '\n'); i >= 0; i = bytes.IndexByte(dst[start:], '\n') {
-			dst[start+i] = ' '
-		}
-		r.Raw = nil // in the line now; rows queued for ClickHouse need not hold it twice
-		return append(dst, "}\n"...), nil
-	},
-	replay: func(r *BeaconRow) { r.Replay = true },
-	decode: func(line []byte) (BeaconRow, error) {
-		// One pass with the beacon decoder's library: a collector that
-		// fell behind reads many lines back.
-		var l beaconLine[Beacon]
-		err := jsonv2.Unmarshal(line, &l)
-		return BeaconRow{Beacon: l.Beacon, Visitor: l.Visitor, ReceivedAt: l.ReceivedAt}, err
-	},
-}
-
-// col is one column of a table with a typed getter: a batch's values go to
-// the driver as one slice per column, far cheaper than row by row through
-// []any (make bench).
-type col[R any] struct {
-	name   string
-	values func(rows []R) any
-}
-
-func typed[R, V any](name string, get func(*R) V) col[R] {
-	return col[R]{name: name, values: func(rows []R) any {
-		out := make([]V, len(rows))
-		for i := range rows {
-			out[i] = get(&rows[i])
-		}
-		return out
-	}}
-}
-
-// in reads a value from an optional part of a row: V's zero (nil for
-// Nullable columns) when the part is absent.
-func in[R, P, V any](part func(*R) *P, get func(*P) V) func(*R) V {
-	return func(r *R) V {
-		if p := part(r); p != nil {
-			return get(p)
-		}
-		var zero V
-		return zero
-	}
-}
-
-func u8(b bool) uint8 {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-func second(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
 
 var (
 	navOf    = func(r *BeaconRow) *BeaconNav { return r.Nav }
@@ -269,36 +184,21 @@ var pageviewColumns = []col[pv]{
 	typed("effective_type", in(connOf, func(c *BeaconConn) string { return c.EffectiveType })),
 	typed("rtt_ms", in(connOf, func(c *BeaconConn) *float64 { return c.RTTMs })),
 
-	typed("server_timing_name", func(r *pv) []string { return serverTiming(r, func(s ServerTiming) string { return s.Name }) }),
-	typed("server_timing_dur", func(r *pv) []float64 {
-		out := make([]float64, len(r.ServerTiming))
-		for i, s := range r.ServerTiming {
-			if s.Dur != nil {
-				out[i] = *s.Dur
-			}
+	nested("server_timing_name", timings, func(r *pv, i int) string { return r.ServerTiming[i].Name }),
+	nested("server_timing_dur", timings, func(r *pv, i int) float64 {
+		if d := r.ServerTiming[i].Dur; d != nil {
+			return *d
 		}
-		return out
+		return 0
 	}),
-	typed("server_timing_has_dur", func(r *pv) []uint8 {
-		out := make([]uint8, len(r.ServerTiming))
-		for i, s := range r.ServerTiming {
-			out[i] = u8(s.Dur != nil)
-		}
-		return out
-	}),
-	typed("server_timing_desc", func(r *pv) []string { return serverTiming(r, func(s ServerTiming) string { return s.Desc }) }),
+	nested("server_timing_has_dur", timings, func(r *pv, i int) uint8 { return u8(r.ServerTiming[i].Dur != nil) }),
+	nested("server_timing_desc", timings, func(r *pv, i int) string { return r.ServerTiming[i].Desc }),
 
 	typed("received_at", func(r *pv) time.Time { return second(r.ReceivedAt) }),
 	typed("replay", func(r *pv) uint8 { return u8(r.Replay) }),
 }
 
-func serverTiming(r *BeaconRow, get func(ServerTiming) string) []string {
-	out := make([]string, len(r.ServerTiming))
-	for i, s := range r.ServerTiming {
-		out[i] = get(s)
-	}
-	return out
-}
+func timings(r *pv) int { return len(r.ServerTiming) }
 
 // CDN row kinds in rum_cdn.
 const (
@@ -320,17 +220,14 @@ type cdnRow struct {
 	status               uint16
 }
 
-// appendCDN appends b's rum_cdn rows to out.
-func appendCDN(out []cdnRecord, b *BeaconRow) []cdnRecord {
+// appendCDN appends b's rum_cdn rows to out; host gives a probe URL's host.
+func appendCDN(out []cdnRecord, b *BeaconRow, host func(url string) string) []cdnRecord {
 	for _, h := range b.Hosts {
 		out = append(out, cdnRecord{b, cdnRow{kind: KindHost, cdn: h.CDN, host: h.Host, count: uint32(min(max(h.Count, 0), 1<<32-1)),
 			durationMs: h.MedianMs, bytes: h.Bytes, tao: b2u(h.TAO)}})
 	}
 	for _, p := range b.CDNProbes {
-		host := ""
-		if u, err := url.Parse(p.URL); err == nil {
-			host = u.Host
-		}
+		host := host(p.URL)
 		for i, f := range [2]*ProbeFetch{p.Cold, p.Warm} {
 			kind := KindProbeCold
 			if i == 1 {
@@ -410,12 +307,13 @@ var (
 type BeaconWriter struct {
 	conn driver.Conn
 	s    sink[BeaconRow]
+	bufs beaconBufs
 }
 
 // NewBeaconWriter starts a writer; Close stops it. Options as for Writer;
 // it fails only when the spool directory cannot be used.
 func NewBeaconWriter(conn driver.Conn, opt WriterOptions) (*BeaconWriter, error) {
-	w := &BeaconWriter{conn: conn}
+	w := &BeaconWriter{conn: conn, bufs: beaconBufs{pageview: make([]colBuf, len(pageviewColumns)), cdn: make([]colBuf, len(cdnColumns))}}
 	s, err := newSink("beacons", opt, beaconCodec, w.insert)
 	if err != nil {
 		return nil, err
@@ -452,33 +350,23 @@ func (w *BeaconWriter) insert(rows []BeaconRow) error {
 // details are in, and a retry after a partial failure folds into the same
 // rows (ReplacingMergeTree on pv).
 func (w *BeaconWriter) send(ctx context.Context, rows []BeaconRow) error {
-	n := 0
+	b := &w.bufs
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	cdn := b.cdnRows[:0]
 	for i := range rows {
-		n += len(rows[i].Hosts) + 2*len(rows[i].CDNProbes)
+		cdn = appendCDN(cdn, &rows[i], b.probeHost)
 	}
-	cdn := make([]cdnRecord, 0, n)
-	for i := range rows {
-		cdn = appendCDN(cdn, &rows[i])
-	}
+	defer func() {
+		if b.cdnRows = cdn[:0]; cap(cdn) > maxKeptRows {
+			b.cdnRows = nil
+		}
+	}()
+	defer clear(cdn) // nothing of this batch is kept alive by the buffer
 	if len(cdn) > 0 {
-		if err := sendColumns(ctx, w.conn, insertCDN, cdnColumns, cdn); err != nil {
+		if err := sendColumns(ctx, w.conn, insertCDN, cdnColumns, cdn, b.cdn); err != nil {
 			return err
 		}
 	}
-	return sendColumns(ctx, w.conn, insertPageviews, pageviewColumns, rows)
-}
-
-// sendColumns inserts rows with one INSERT, column by column.
-func sendColumns[R any](ctx context.Context, conn driver.Conn, query string, cols []col[R], rows []R) error {
-	batch, err := conn.PrepareBatch(ctx, query)
-	if err != nil {
-		return err
-	}
-	defer batch.Abort()
-	for i, c := range cols {
-		if err := batch.Column(i).Append(c.values(rows)); err != nil {
-			return fmt.Errorf("column %s: %w", c.name, err)
-		}
-	}
-	return batch.Send()
+	return sendColumns(ctx, w.conn, insertPageviews, pageviewColumns, rows, b.pageview)
 }

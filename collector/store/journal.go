@@ -58,6 +58,7 @@ type journal[T any] struct {
 
 	in     chan *journalReq[T]
 	gate   gate
+	bufs   lineBufs     // for writes' lines
 	bytes  atomic.Int64 // segment files on disk, the current one included
 	fsyncs *metrics.Histogram
 
@@ -125,7 +126,7 @@ func openJournal[T any](what, dir string, opt WriterOptions, c codec[T], send fu
 	}
 	j := &journal[T]{
 		what: what, dir: dir, maxBytes: opt.SpoolMaxBytes, opt: opt, send: send, codec: c, logf: opt.Logf, dead: newDeadLetters(what, dir),
-		in: make(chan *journalReq[T], opt.Queue), wake: make(chan struct{}, 1), stop: make(chan struct{}),
+		in: make(chan *journalReq[T], opt.Queue), wake: make(chan struct{}, 1), stop: make(chan struct{}), bufs: newLineBufs(),
 	}
 	if j.maxBytes <= 0 {
 		j.maxBytes = 1 << 30
@@ -253,7 +254,13 @@ func (j *journal[T]) write(ctx context.Context, items []T) error {
 	if len(items) == 0 {
 		return nil
 	}
-	var buf []byte
+	buf := j.bufs.get()
+	queued := false
+	defer func() { // the committer hands back what it took
+		if !queued {
+			j.bufs.put(buf)
+		}
+	}()
 	for i := range items {
 		var err error
 		if buf, err = j.codec.encode(buf, &items[i]); err != nil {
@@ -270,6 +277,7 @@ func (j *journal[T]) write(ctx context.Context, items []T) error {
 	if err := trySend(&j.gate, j.in, req); err != nil {
 		return err
 	}
+	queued = true
 	select {
 	case err := <-req.done:
 		return err
@@ -314,6 +322,7 @@ func (j *journal[T]) commitLoop(next uint64) {
 				return
 			}
 			batch, buf = append(batch[:0], req), append(buf[:0], req.lines...)
+			j.bufs.put(req.lines)
 		more: // group commit: everything already waiting shares the fsync
 			for len(buf) < segmentMaxBytes {
 				select {
@@ -322,6 +331,7 @@ func (j *journal[T]) commitLoop(next uint64) {
 						break more
 					}
 					batch, buf = append(batch, r), append(buf, r.lines...)
+					j.bufs.put(r.lines)
 				default:
 					break more
 				}

@@ -285,26 +285,15 @@ func nextLost(segs map[uint64]*segState) (uint64, *segState, bool) {
 func (j *journal[T]) readBack(id uint64, s *segState) error {
 	name := filepath.Base(j.path(id))
 	if s.data == nil {
-		data, err := os.ReadFile(j.path(id))
-		if errors.Is(err, os.ErrNotExist) {
-			s.lost = false
-			return nil
+		if ok, err := j.load(id, s); !ok {
+			return err
 		}
-		if err != nil {
-			if s.readFails++; s.readFails < maxReadFails {
-				return err
-			}
-			j.logf("%s: cannot read it %d times (%v): it is moved aside so that the segments after it go in", name, s.readFails, err)
-			damagedLines(j.what).Inc()
-			s.lost, s.quarantine, s.damaged = false, true, 1
-			return nil
-		}
-		s.readFails = 0
-		s.data = data
-		sort.Slice(s.done, func(a, b int) bool { return s.done[a].first < s.done[b].first })
 	}
-	var items []T
-	var lines [][]byte // items' lines, for dead letters
+	// As many as the run can hold: grown by appending, the rows of a run
+	// cost twice their size (make bench reads back under saturation).
+	n := min(j.opt.MaxRows, bytes.Count(s.data[s.off:], []byte{'\n'}))
+	items := make([]T, 0, n)
+	lines := make([][]byte, 0, n) // items' lines, for dead letters
 	off, line := s.off, s.line
 	for len(items) < j.opt.MaxRows {
 		adv, tok, _ := scanFullLines(s.data[off:], true)
@@ -360,6 +349,29 @@ func (j *journal[T]) readBack(id uint64, s *segState) error {
 		s.lost, s.data, s.off, s.line, s.sent = false, nil, 0, 0, 0
 	}
 	return nil
+}
+
+// load reads a segment for readBack; false when there is nothing to read
+// (gone, or moved aside after failing to read) or it cannot be read yet.
+func (j *journal[T]) load(id uint64, s *segState) (bool, error) {
+	data, err := os.ReadFile(j.path(id))
+	if errors.Is(err, os.ErrNotExist) {
+		s.lost = false
+		return false, nil
+	}
+	if err != nil {
+		if s.readFails++; s.readFails < maxReadFails {
+			return false, err
+		}
+		j.logf("%s: cannot read it %d times (%v): it is moved aside so that the segments after it go in", filepath.Base(j.path(id)), s.readFails, err)
+		damagedLines(j.what).Inc()
+		s.lost, s.quarantine, s.damaged = false, true, 1
+		return false, nil
+	}
+	s.readFails = 0
+	s.data = data
+	sort.Slice(s.done, func(a, b int) bool { return s.done[a].first < s.done[b].first })
+	return true, nil
 }
 
 // damagedLines counts the journal lines of a kind found damaged on disk.
