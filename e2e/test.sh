@@ -52,3 +52,4 @@ echo "== fuzz the decoders briefly (corpora in testdata/fuzz)"
 # machine, longer on a busy one.
 go test -run '^$' -fuzz '^FuzzDecodeNDJSON$' -fuzztime 300000x ./internal/result/
 go test -run '^$' -fuzz '^FuzzBeacon$' -fuzztime 80000x ./collector/server/
+go test -run '^$' -fuzz '^FuzzBeaconFastPath$' -fuzztime 80000x ./collector/store/
