@@ -83,7 +83,7 @@ func run(args []string, out io.Writer) error {
 	}
 
 	seen := map[string]bool{}
-	var refused []string
+	var refused []attempt
 	distinct := 0
 	for _, q := range logged {
 		q = testDB.ReplaceAllString(q, "ref")
@@ -102,13 +102,14 @@ func run(args []string, out io.Writer) error {
 		seen[key] = true
 		distinct++
 		if _, err := exec(q); err != nil {
-			msg, _, _ := strings.Cut(err.Error(), "\n")
-			refused = append(refused, fmt.Sprintf("%s\n    %s", msg, strings.ReplaceAll(strings.TrimSpace(q), "\n", "\n    ")))
+			refused = append(refused, attempt{q, err})
 		}
 	}
+	refused = retry(exec, refused)
 	fmt.Fprintf(out, "replayed %d distinct statements (of %d that clickhouse-go sent to 18.16) on ClickHouse %s: %d refused\n", distinct, len(logged), version, len(refused))
 	for _, r := range refused {
-		fmt.Fprintln(out, "refused:", r)
+		msg, _, _ := strings.Cut(r.err.Error(), "\n")
+		fmt.Fprintf(out, "refused: %s\n    %s\n", msg, strings.ReplaceAll(strings.TrimSpace(r.q), "\n", "\n    "))
 	}
 	if len(refused) > 0 {
 		return fmt.Errorf("ClickHouse %s refuses %d statements the product sends (above); fix them for both engines", version, len(refused))
@@ -117,6 +118,33 @@ func run(args []string, out io.Writer) error {
 		return fmt.Errorf("the 18.16 server's query_log holds no statements from clickhouse-go: is log_queries on (deploy/clickhouse/local-users.xml)?")
 	}
 	return nil
+}
+
+// attempt is a statement the engine refused, and why.
+type attempt struct {
+	q   string
+	err error
+}
+
+// retry runs refused statements again until none more goes through.
+// query_log orders by the second only, so a test's CREATE and the ALTERs
+// right after it (or a DROP COLUMN and the ADD that undoes it) may come
+// back in either order; a statement refused only for its place in that
+// order goes through once its predecessor has run.
+func retry(exec func(string) (string, error), refused []attempt) []attempt {
+	for progress := true; progress && len(refused) > 0; {
+		progress = false
+		left := refused[:0]
+		for _, a := range refused {
+			if _, err := exec(a.q); err != nil {
+				left = append(left, attempt{a.q, err})
+			} else {
+				progress = true
+			}
+		}
+		refused = left
+	}
+	return refused
 }
 
 // migrate makes database ref as `meridian migrate` would on a single node.
