@@ -13,7 +13,6 @@ import (
 	"net/http/httptest"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/meridian-net/meridian/collector/steering"
 	"github.com/meridian-net/meridian/collector/store"
 	"github.com/meridian-net/meridian/collector/store/chtest"
+	"github.com/meridian-net/meridian/internal/syncbuf"
 )
 
 // hostileEnv is the collector as `meridian serve` wires it, every route on,
@@ -32,7 +32,7 @@ import (
 type hostileEnv struct {
 	conn driver.Conn
 	srv  *httptest.Server
-	logs *syncBuffer // everything the collector logs (slog and net/http)
+	logs *syncbuf.Buffer // everything the collector logs (slog and net/http)
 
 	agentToken, readerToken, siteKey string
 }
@@ -56,7 +56,7 @@ func newHostileEnv(t *testing.T) *hostileEnv {
 	t.Helper()
 	_, conn := chtest.New(t)
 	ctx := context.Background()
-	e := &hostileEnv{conn: conn, logs: &syncBuffer{}}
+	e := &hostileEnv{conn: conn, logs: &syncbuf.Buffer{}}
 	var err error
 	if e.agentToken, err = store.AddAgent(ctx, conn, "ams-1", "eu-west"); err != nil {
 		t.Fatal(err)
@@ -143,24 +143,6 @@ type syncHeartbeats struct{ conn driver.Conn }
 
 func (h syncHeartbeats) Add(hb store.Heartbeat) bool {
 	return store.WriteHeartbeats(context.Background(), h.conn, []store.Heartbeat{hb}) == nil
-}
-
-// syncBuffer collects log output written from the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // hreq is one request of a case. raw, when set, is written to the socket

@@ -15,6 +15,7 @@ import (
 	"github.com/meridian-net/meridian/agent/hostnoise"
 	"github.com/meridian-net/meridian/agent/spool"
 	"github.com/meridian-net/meridian/internal/result"
+	"github.com/meridian-net/meridian/internal/syncbuf"
 )
 
 // The collector is down (503, Retry-After) for a while; the agent keeps
@@ -43,7 +44,7 @@ func TestRunCollectorOutageLosesNothing(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	go func() {
 		done <- run(ctx, []string{"meridian-agent", "run", "--config", cfg, "--collector", colURL,
 			"--metrics-listen", "127.0.0.1:0"}, io.Discard, &stderr)

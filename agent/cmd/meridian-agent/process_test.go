@@ -18,6 +18,7 @@ import (
 	"github.com/meridian-net/meridian/agent/sched"
 	"github.com/meridian-net/meridian/agent/spool"
 	"github.com/meridian-net/meridian/internal/result"
+	"github.com/meridian-net/meridian/internal/syncbuf"
 )
 
 // The tests here run the real binary, because kill -9 and SIGTERM are about
@@ -69,13 +70,13 @@ func agentBinary(t *testing.T) string {
 // agentProc is one run of the agent binary.
 type agentProc struct {
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *syncbuf.Buffer
 	done chan error
 }
 
 func startAgent(t *testing.T, args ...string) *agentProc {
 	t.Helper()
-	p := &agentProc{log: &syncBuffer{}, done: make(chan error, 1)}
+	p := &agentProc{log: &syncbuf.Buffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(agentBinary(t), append([]string{"run"}, args...)...)
 	p.cmd.Env = append(os.Environ(), "MERIDIAN_TOKEN="+testToken)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log

@@ -18,6 +18,7 @@ import (
 	"github.com/meridian-net/meridian/agent/probe"
 	"github.com/meridian-net/meridian/agent/sched"
 	"github.com/meridian-net/meridian/internal/result"
+	"github.com/meridian-net/meridian/internal/syncbuf"
 )
 
 // configServer serves one document with an ETag, as the collector does.
@@ -80,7 +81,7 @@ func TestRemoteConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var log syncBuffer
+	var log syncbuf.Buffer
 	lastErr := &lastError{}
 	logger := captureErrors(slog.New(slog.NewTextHandler(&log, nil)), lastErr)
 	sc := sched.New(cfg.Checks, nil, sched.Options{Agent: "t", Logger: logger,

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meridian-net/meridian/internal/syncbuf"
 	"github.com/meridian-net/meridian/internal/testca"
 )
 
@@ -59,9 +60,9 @@ func (c *tlsCollector) seen(path string) int {
 
 // runAgent runs `meridian-agent run` in-process until stop is called, which
 // returns run's error.
-func runAgent(t *testing.T, args ...string) (log *syncBuffer, stop func() error) {
+func runAgent(t *testing.T, args ...string) (log *syncbuf.Buffer, stop func() error) {
 	t.Helper()
-	log = &syncBuffer{}
+	log = &syncbuf.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

@@ -3,7 +3,6 @@
 package routertest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,9 +11,10 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/meridian-net/meridian/internal/syncbuf"
 )
 
 // Install is the command that installs what this package starts.
@@ -60,13 +60,13 @@ func FreePort(tb testing.TB) int {
 // process is a server started for a test; its output is kept for errors.
 type process struct {
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *syncbuf.Buffer
 	exited chan struct{}
 }
 
 func start(tb testing.TB, name string, args ...string) *process {
 	tb.Helper()
-	p := &process{cmd: exec.Command(name, args...), out: &syncBuffer{}, exited: make(chan struct{})}
+	p := &process{cmd: exec.Command(name, args...), out: &syncbuf.Buffer{}, exited: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		tb.Fatalf("routertest: cannot start %s: %v", name, err)
@@ -101,23 +101,6 @@ func (p *process) waitFor(tb testing.TB, what string, ready func(context.Context
 		}
 	}
 	tb.Fatalf("routertest: %s not ready after 15s: %v\n%s", what, err, p.out.String())
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func writeFile(tb testing.TB, path, content string) {
