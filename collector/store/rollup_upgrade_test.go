@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/meridian-net/meridian/collector/store"
 	"github.com/meridian-net/meridian/collector/store/chtest"
 )
@@ -91,9 +93,7 @@ func oldName(s, db, table string) string {
 	return strings.ReplaceAll(s, db+"."+table+"\n", db+"."+table+"_old\n")
 }
 
-func run(t *testing.T, conn interface {
-	Exec(context.Context, string, ...any) error
-}, stmts []string) {
+func run(t *testing.T, conn driver.Conn, stmts []string) {
 	t.Helper()
 	for _, s := range stmts {
 		if err := conn.Exec(context.Background(), s); err != nil {
