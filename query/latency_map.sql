@@ -3,7 +3,9 @@
 -- member = cdn, failed when the fetch errored or answered 5xx. Synthetic:
 -- agent results, member = cdn_member else check name, the agent's country
 -- from agent_countries (bound arrays, as collector/steering/stats.sql),
--- failed when not ok. The latency is TTFB, else the whole fetch (total).
+-- failed when not ok; traceroute results are left out (a trace's total is
+-- the time to walk the path, not a latency to the target). The latency is
+-- TTFB, else the whole fetch (total).
 -- Both tables are read through .Rows (query/rows.go): a replayed batch
 -- counts once. Columns are CAST to String: 18.16 finds no common type for
 -- LowCardinality(String) and String across UNION ALL.
@@ -43,7 +45,7 @@ FROM
             toUInt8(ok = 0) AS failed,
             ifNull(ttfb_ms, ifNull(total_ms, -1)) AS ms
         FROM {{.Rows "results"}}
-        WHERE 1
+        WHERE kind != 'traceroute'
     )
     WHERE 1{{.Where}}
     GROUP BY {{.Group}}

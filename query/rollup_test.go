@@ -14,7 +14,8 @@ import (
 // TestHourTierAnswersAsMinutes: over a window of whole hours and ragged
 // ends, latency-map's rollup reads whole hours from the hour tier and the
 // ends from the minute tier, and answers exactly what the minute tier
-// alone (a minute-bucketed query, summed) and the raw rows answer.
+// alone (a minute-bucketed query, summed) and the raw rows answer. Traceroute
+// results are in none of them: a trace's total is not a latency to the target.
 func TestHourTierAnswersAsMinutes(t *testing.T) {
 	db, conn := chtest.New(t)
 	e := chtest.Server(t, db.Database)
@@ -28,6 +29,9 @@ func TestHourTierAnswersAsMinutes(t *testing.T) {
 		at := from.Add(-10*time.Minute + time.Duration(i)*48*time.Second).Unix()
 		rum = append(rum, fmt.Sprintf("(toDateTime(%d), 's', 'pv%d', 'BR', 'probe_cold', 'cdn-a', %d, %d, 200, 0)", at, i, 10+i%50, i%20/19))
 		res = append(res, fmt.Sprintf("(toDateTime(%d), 'r%d', 'a-br', 'sa', 'www', 'cdn-a', 'http', 'x', %d, %d)", at, i, 1-i%25/24, 100+i%70))
+		if i%10 == 0 {
+			res = append(res, fmt.Sprintf("(toDateTime(%d), 't%d', 'a-br', 'sa', 'trace', '', 'traceroute', 'x', 1, 5000)", at, i))
+		}
 	}
 	for _, q := range []string{
 		"INSERT INTO rum_cdn (ts, site, pv, country, kind, cdn, ttfb_ms, error, status, is_bot) VALUES " + strings.Join(rum, ", "),
@@ -54,6 +58,11 @@ func TestHourTierAnswersAsMinutes(t *testing.T) {
 	perMinute, err := query.Run(ctx, conn, "latency-map", withRollup(o, true))
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, tab := range []*query.Table{tiered, raw} {
+		if len(tab.Rows) == 0 || fmt.Sprint(tab.Rows[len(tab.Rows)-1][0]) != "cdn-a" {
+			t.Errorf("latency-map answers %v: want only member cdn-a (no traceroute check)", tab.Rows)
+		}
 	}
 	// member, source, samples, errors, …: the same groups and counts.
 	if fmt.Sprint(tiered.Rows) != fmt.Sprint(raw.Rows) {
