@@ -26,7 +26,7 @@ import (
 // about 20 KiB (net/http's buffers and its goroutine). Issue 18's 128 MiB
 // needs --memory-limit 117440512 (measured 128 MiB at full load, 143 MiB
 // at twice it, but half the 2xx/s under that overload) or a smaller live
-// heap: the journal reads a whole segment (up to 16 MiB) back at once and
+// heap: the journal reads a whole segment (up to 4 MiB) back at once and
 // counts its memory in rows.
 const overloadRSSBoundMiB = 256
 
