@@ -113,7 +113,7 @@ func benchWriter(b *testing.B, conn driver.Conn) *store.BeaconWriter {
 		}
 	}
 	// serve's beacon settings (collector/cmd/meridian/serve.go).
-	w, err := store.NewBeaconWriter(conn, store.WriterOptions{SpoolDir: dir, MaxRows: 5000, MemRows: 10000, MaxDelay: 250 * time.Millisecond})
+	w, err := store.NewBeaconWriter(conn, store.WriterOptions{SpoolDir: dir, MaxRows: 5000, MemBytes: 12 << 20, MaxDelay: 250 * time.Millisecond})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -62,10 +62,10 @@ type journal[T any] struct {
 	bytes  atomic.Int64 // segment files on disk, the current one included
 	fsyncs *metrics.Histogram
 
-	mu      sync.Mutex // guards queue and memRows
-	queue   []journalEntry[T]
-	memRows int
-	wake    chan struct{} // 1-buffered: the queue has news
+	mu       sync.Mutex // guards queue and memBytes
+	queue    []journalEntry[T]
+	memBytes int64         // journal bytes of the rows held in memory (queued, waiting or being inserted)
+	wake     chan struct{} // 1-buffered: the queue has news
 
 	stop        chan struct{} // closed by close: the inserter finishes
 	committerWG sync.WaitGroup
@@ -75,16 +75,18 @@ type journal[T any] struct {
 type journalReq[T any] struct {
 	items []T
 	lines []byte // items encoded, one JSON line each
+	size  int    // len(lines), kept after lines go back to the pool
 	done  chan error
 }
 
 // journalEntry tells the inserter about a segment: rows appended to it
-// (lines first..first+len(items)), that it holds rows not in memory
-// (lost), or that it is complete (sealed).
+// (lines first..first+len(items), size bytes of them), that it holds rows
+// not in memory (lost), or that it is complete (sealed).
 type journalEntry[T any] struct {
 	seg    uint64
 	first  int
 	items  []T
+	size   int
 	lost   bool
 	sealed bool
 }
@@ -141,8 +143,8 @@ func openJournal[T any](what, dir string, opt WriterOptions, c codec[T], send fu
 	if j.opt.DrainEvery <= 0 {
 		j.opt.DrainEvery = 2 * time.Second
 	}
-	if j.opt.MemRows <= 0 {
-		j.opt.MemRows = 4 * opt.MaxRows
+	if j.opt.MemBytes <= 0 {
+		j.opt.MemBytes = 16 << 20
 	}
 	if j.logf == nil {
 		j.logf = func(string, ...any) {}
@@ -280,7 +282,7 @@ func (j *journal[T]) write(ctx context.Context, items []T) error {
 	if j.bytes.Load()+int64(len(buf)) > j.maxBytes {
 		return ErrSpoolFull
 	}
-	req := &journalReq[T]{items: items, lines: buf, done: make(chan error, 1)}
+	req := &journalReq[T]{items: items, lines: buf, size: len(buf), done: make(chan error, 1)}
 	if err := trySend(&j.gate, j.in, req); err != nil {
 		return err
 	}
@@ -361,7 +363,7 @@ func (j *journal[T]) commitLoop(next uint64) {
 			first := seg.lines
 			for _, r := range batch {
 				r.done <- nil
-				j.enqueue(seg, first, r.items)
+				j.enqueue(seg, first, r.items, r.size)
 				first += len(r.items)
 			}
 			seg.lines = first
@@ -418,18 +420,19 @@ func (j *journal[T]) append(seg *segment, buf []byte) error {
 	return err
 }
 
-// enqueue hands rows to the inserter, unless the memory queue is full:
-// then they stay only on disk and the segment is marked for reading back.
-func (j *journal[T]) enqueue(seg *segment, first int, items []T) {
+// enqueue hands rows to the inserter, unless the memory queue is full
+// (MemBytes, counted in the rows' journal bytes): then they stay only on
+// disk and the segment is marked for reading back.
+func (j *journal[T]) enqueue(seg *segment, first int, items []T, size int) {
 	j.mu.Lock()
-	if j.memRows+len(items) > j.opt.MemRows {
+	if j.memBytes+int64(size) > j.opt.MemBytes {
 		if !seg.lost {
 			j.queue = append(j.queue, journalEntry[T]{seg: seg.id, lost: true})
 			seg.lost = true
 		}
 	} else {
-		j.queue = append(j.queue, journalEntry[T]{seg: seg.id, first: first, items: items})
-		j.memRows += len(items)
+		j.queue = append(j.queue, journalEntry[T]{seg: seg.id, first: first, items: items, size: size})
+		j.memBytes += int64(size)
 	}
 	j.mu.Unlock()
 	j.signal()

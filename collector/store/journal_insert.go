@@ -40,10 +40,11 @@ type segState struct {
 // before it is moved aside, so that the segments after it go in.
 const maxReadFails = 3
 
-// batchPart ties rows of a batch to the lines they came from.
+// batchPart ties rows of a batch to the lines they came from (size bytes
+// of them).
 type batchPart struct {
-	seg      uint64
-	first, n int
+	seg            uint64
+	first, n, size int
 }
 
 // insertLoop sends rows from memory to ClickHouse in batches of up to
@@ -125,14 +126,14 @@ func (in *inserter[T]) take() {
 		}
 		if !in.healthy {
 			s.lost = true
-			j.release(len(e.items))
+			j.release(e.size)
 			continue
 		}
 		if len(in.batch) == 0 {
 			in.started = time.Now()
 		}
 		in.batch = append(in.batch, e.items...)
-		in.parts = append(in.parts, batchPart{e.seg, e.first, len(e.items)})
+		in.parts = append(in.parts, batchPart{e.seg, e.first, len(e.items), e.size})
 		s.pending += len(e.items)
 	}
 	clear(in.backlog[:n])
@@ -147,16 +148,18 @@ func (in *inserter[T]) flush() {
 		return
 	}
 	err := j.send(in.batch)
+	size := 0
 	for _, p := range in.parts {
 		s := in.segs[p.seg]
 		s.pending -= p.n
+		size += p.size
 		if err == nil {
 			s.done = append(s.done, span{p.first, p.n})
 		} else {
 			s.lost = true
 		}
 	}
-	j.release(len(in.batch))
+	j.release(size)
 	if err != nil && refusesData(err) { // no back-off: read back at once and split
 		j.logf("ClickHouse refused %d %s for their data (%v): they are read back from the spool to find the rows it refuses", len(in.batch), j.what, err)
 	} else if err != nil {
@@ -208,9 +211,11 @@ func (in *inserter[T]) wait() time.Duration {
 	return wait
 }
 
-func (j *journal[T]) release(n int) {
+// release gives back the memory queue's room of rows inserted or left to
+// the disk: size journal bytes.
+func (j *journal[T]) release(size int) {
 	j.mu.Lock()
-	j.memRows -= n
+	j.memBytes -= int64(size)
 	j.mu.Unlock()
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/meridian-net/meridian/collector/store"
 	"github.com/meridian-net/meridian/collector/store/chtest"
@@ -135,12 +136,15 @@ func TestJournalRecoversAfterRestart(t *testing.T) {
 	waitRows(t, conn, dir, 50)
 }
 
-// When rows come faster than the memory queue holds (MemRows), the excess
-// is read back from the journal: every row is stored, none twice.
+// When rows come faster than the memory queue holds (MemBytes, about two
+// writes of ten rows here), the excess is read back from the journal: every
+// row is stored, none twice.
 func TestJournalReadsBackWhatMemoryCouldNotHold(t *testing.T) {
 	_, conn := chtest.New(t)
 	dir := t.TempDir()
-	w, err := store.NewWriter(conn, store.WriterOptions{MaxRows: 1000, MaxDelay: 50 * time.Millisecond, MemRows: 20, SpoolDir: dir, Logf: t.Logf})
+	drained := metrics.GetOrCreateCounter(`meridian_store_spool_drained_total{what="results"}`)
+	before := drained.Get()
+	w, err := store.NewWriter(conn, store.WriterOptions{MaxRows: 1000, MaxDelay: 50 * time.Millisecond, MemBytes: 8 << 10, SpoolDir: dir, Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,6 +166,9 @@ func TestJournalReadsBackWhatMemoryCouldNotHold(t *testing.T) {
 		}
 	}
 	waitRows(t, conn, dir, 400)
+	if n := drained.Get() - before; n == 0 || n >= 400 {
+		t.Errorf("%d of 400 rows were read back from the journal: want some, not all (memory holds about 20)", n)
+	}
 }
 
 // Batch files of the collector's earlier spool are converted and go in:

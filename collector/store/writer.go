@@ -34,7 +34,7 @@ type WriterOptions struct {
 	SpoolDir      string
 	SpoolMaxBytes int64         // default 1 GiB; past it writes fail with ErrSpoolFull
 	DrainEvery    time.Duration // how often to retry ClickHouse after a failure (default 2s)
-	MemRows       int           // journalled rows held in memory for inserting (default 4 × MaxRows)
+	MemBytes      int64         // journalled rows held in memory for inserting, counted in their journal lines' bytes (default 16 MiB); the rest is read back from the journal
 	Logf          func(format string, args ...any)
 }
 

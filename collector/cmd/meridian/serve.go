@@ -101,7 +101,7 @@ func serve(c *cli.Context) error {
 	}
 	closeBeacons, err := setupBeacons(c, conn, store.WriterOptions{
 		MaxRows:       beaconBatchRows,
-		MemRows:       beaconMemRows,
+		MemBytes:      beaconMemBytes,
 		Queue:         beaconQueue,
 		MaxDelay:      c.Duration("flush-interval"),
 		SpoolDir:      filepath.Join(c.String("spool-dir"), "beacons"),
@@ -115,19 +115,20 @@ func serve(c *cli.Context) error {
 	return listenAndServe(c, server.New(cfg), cert, logger)
 }
 
-// The beacon journal's in-memory rows, counted in rows until the journal
-// counts bytes: a decoded beacon takes about 1.2 KB (the 2 KB example of
-// rum-js/BEACON.md), so 10,000 hold about 12 MB (the default, 4 × 10,000,
-// held 50 MB under overload), and an insert of 5,000 builds its columns in
-// about 8 MB. Smaller still cost more CPU than they saved memory: more
-// rows read back from the journal, more INSERTs for ClickHouse to merge.
+// The beacon journal's in-memory rows are bounded by the bytes of their
+// journal lines, so large beacons cannot hold more memory than small ones:
+// 12 MiB is about 9,500 beacons like rum-js/BEACON.md's example (a 1.3 KB
+// line; decoded, such a beacon takes about 2 KB, in one allocation for its
+// optional parts and one for its strings). An insert of 5,000 builds its
+// columns in about 8 MB. Less memory cost more CPU than it saved: more rows
+// read back from the journal, more INSERTs for ClickHouse to merge.
 //
 // The journal's queue of beacons waiting for its fsync is bounded by bytes
 // in the server (--beacon-inflight-bytes), so its own count bound is set
 // past what that budget admits: it no longer sheds first.
 const (
 	beaconBatchRows = 5000
-	beaconMemRows   = 10000
+	beaconMemBytes  = 12 << 20
 	beaconQueue     = 1 << 14
 )
 
