@@ -81,14 +81,16 @@ type journalReq[T any] struct {
 
 // journalEntry tells the inserter about a segment: rows appended to it
 // (lines first..first+len(items), size bytes of them), that it holds rows
-// not in memory (lost), or that it is complete (sealed).
+// not in memory (lost), that it is complete (sealed), or that an earlier
+// run left it (earlier: any of its rows may be in ClickHouse already).
 type journalEntry[T any] struct {
-	seg    uint64
-	first  int
-	items  []T
-	size   int
-	lost   bool
-	sealed bool
+	seg     uint64
+	first   int
+	items   []T
+	size    int
+	lost    bool
+	sealed  bool
+	earlier bool
 }
 
 // A segment is sealed after segmentMaxAge or at segmentMaxBytes, whichever
@@ -109,8 +111,8 @@ type codec[T any] struct {
 	decode func(line []byte) (T, error)
 	// replay marks an item read back from the journal as possibly stored
 	// already (Row.Replay): an insert of it may have landed before a
-	// failure or a restart. Rows that only overflowed memory are marked
-	// too; that costs queries a little, never a count.
+	// failure or a restart. Rows that only overflowed memory were never
+	// sent and are not marked, so queries fold only real replays.
 	replay func(item *T)
 }
 
@@ -164,7 +166,7 @@ func openJournal[T any](what, dir string, opt WriterOptions, c codec[T], send fu
 			j.bytes.Add(fi.Size())
 		}
 		next = s + 1
-		j.queue = append(j.queue, journalEntry[T]{seg: s, lost: true, sealed: true})
+		j.queue = append(j.queue, journalEntry[T]{seg: s, lost: true, sealed: true, earlier: true})
 	}
 	legacy, err := j.importLegacy(next)
 	if err != nil {
@@ -176,7 +178,7 @@ func openJournal[T any](what, dir string, opt WriterOptions, c codec[T], send fu
 	}
 	for _, s := range append(legacy, resubmits...) {
 		next = s + 1
-		j.queue = append(j.queue, journalEntry[T]{seg: s, lost: true, sealed: true})
+		j.queue = append(j.queue, journalEntry[T]{seg: s, lost: true, sealed: true, earlier: true})
 	}
 	if n := len(segs) + len(legacy) + len(resubmits); n > 0 {
 		j.logf("%d %s segments left from an earlier run go into ClickHouse from %s", n, what, dir)

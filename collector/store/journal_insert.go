@@ -21,6 +21,8 @@ type segState struct {
 	done    []span // rows inserted from memory
 	lost    bool   // rows not in memory: read the file back
 	sealed  bool   // no more rows will come
+	tried   []span // rows of inserts that failed: they may have landed
+	earlier bool   // left by an earlier run: any row may have landed
 
 	// While it is read back: the file, where the next run starts, and how
 	// many rows went in so far.
@@ -121,6 +123,7 @@ func (in *inserter[T]) take() {
 		s := in.state(e.seg)
 		s.lost = s.lost || e.lost
 		s.sealed = s.sealed || e.sealed
+		s.earlier = s.earlier || e.earlier
 		if len(e.items) == 0 {
 			continue
 		}
@@ -157,6 +160,7 @@ func (in *inserter[T]) flush() {
 			s.done = append(s.done, span{p.first, p.n})
 		} else {
 			s.lost = true
+			s.tried = append(s.tried, span{p.first, p.n})
 		}
 	}
 	j.release(size)
@@ -324,7 +328,7 @@ func (j *journal[T]) readBack(id uint64, s *segState) error {
 			s.off, s.line = off, line // nothing before it waits: never count it twice
 			continue
 		}
-		if j.codec.replay != nil {
+		if j.codec.replay != nil && s.maybeStored(line) {
 			j.codec.replay(&item)
 		}
 		items, lines = append(items, item), append(lines, tok)
@@ -335,6 +339,7 @@ func (j *journal[T]) readBack(id uint64, s *segState) error {
 		s.sent += n
 		metrics.GetOrCreateCounter(`meridian_store_spool_drained_total{what="` + j.what + `"}`).Add(n)
 		if err != nil { // the cursor stays; what went in is marked done
+			s.tried = append(s.tried, span{line - len(items), len(items)})
 			return fmt.Errorf("cannot insert %d %s read back from %s yet: %w", len(items)-n, j.what, name, err)
 		}
 	}
@@ -382,6 +387,22 @@ func (j *journal[T]) load(id uint64, s *segState) (bool, error) {
 // damagedLines counts the journal lines of a kind found damaged on disk.
 func damagedLines(what string) *metrics.Counter {
 	return metrics.GetOrCreateCounter(`meridian_store_spool_damaged_total{what="` + what + `"}`)
+}
+
+// maybeStored tells whether line of the segment may be in ClickHouse
+// already, though not known to be: its segment was left by an earlier run,
+// or an insert of it failed (its outcome unknown). A row that only
+// overflowed memory was never sent.
+func (s *segState) maybeStored(line int) bool {
+	if s.earlier {
+		return true
+	}
+	for _, t := range s.tried {
+		if t.first <= line && line < t.first+t.n {
+			return true
+		}
+	}
+	return false
 }
 
 // isDone tells whether line of the segment is in ClickHouse already (done

@@ -134,11 +134,19 @@ func TestJournalRecoversAfterRestart(t *testing.T) {
 	}
 	defer w2.Close()
 	waitRows(t, conn, dir, 50)
+	var marked uint64
+	if err := conn.QueryRow(ctx, "SELECT countIf(replay = 1) FROM results").Scan(&marked); err != nil {
+		t.Fatal(err)
+	}
+	if marked != 50 { // an earlier run may have inserted any of them
+		t.Errorf("%d of the 50 rows an earlier run left are marked replay = 1: want all", marked)
+	}
 }
 
 // When rows come faster than the memory queue holds (MemBytes, about two
 // writes of ten rows here), the excess is read back from the journal: every
-// row is stored, none twice.
+// row is stored, none twice, and none is marked a replay (they were never
+// sent before), so queries have nothing to fold.
 func TestJournalReadsBackWhatMemoryCouldNotHold(t *testing.T) {
 	_, conn := chtest.New(t)
 	dir := t.TempDir()
@@ -168,6 +176,13 @@ func TestJournalReadsBackWhatMemoryCouldNotHold(t *testing.T) {
 	waitRows(t, conn, dir, 400)
 	if n := drained.Get() - before; n == 0 || n >= 400 {
 		t.Errorf("%d of 400 rows were read back from the journal: want some, not all (memory holds about 20)", n)
+	}
+	var marked uint64
+	if err := conn.QueryRow(context.Background(), "SELECT countIf(replay = 1) FROM results").Scan(&marked); err != nil {
+		t.Fatal(err)
+	}
+	if marked != 0 {
+		t.Errorf("%d rows read back after overflowing memory are marked replay = 1: want 0, they were never sent", marked)
 	}
 }
 

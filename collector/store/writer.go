@@ -132,7 +132,7 @@ func (w *Writer) appendAndSend(ctx context.Context, rows []Row) error {
 }
 
 // resultsCodec is a result's journal line: the Row as JSON; a row read back
-// is marked Replay (see codec.replay).
+// that may be stored already is marked Replay (see codec.replay).
 func resultsCodec() codec[Row] {
 	c := jsonCodec[Row]()
 	c.replay = func(r *Row) { r.Replay = true }
