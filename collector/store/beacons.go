@@ -247,6 +247,18 @@ func appendCDN(out []cdnRecord, b *BeaconRow, host func(url string) string) []cd
 	return out
 }
 
+// cdnRowCount is how many rum_cdn rows appendCDN makes of rows.
+func cdnRowCount(rows []BeaconRow) int {
+	n := 0
+	for i := range rows {
+		n += len(rows[i].Hosts)
+		for _, p := range rows[i].CDNProbes {
+			n += int(u8(p.Cold != nil) + u8(p.Warm != nil))
+		}
+	}
+	return n
+}
+
 // cdnRecord is a rum_cdn row with the page view it belongs to.
 type cdnRecord struct {
 	b *BeaconRow
@@ -354,6 +366,9 @@ func (w *BeaconWriter) send(ctx context.Context, rows []BeaconRow) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	cdn := b.cdnRows[:0]
+	if n := cdnRowCount(rows); n > cap(cdn) {
+		cdn = make([]cdnRecord, 0, n) // once, not grown by doubling
+	}
 	for i := range rows {
 		cdn = appendCDN(cdn, &rows[i], b.probeHost)
 	}
