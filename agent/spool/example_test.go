@@ -30,7 +30,7 @@ func Example() {
 		r.OK = true
 		batch = append(batch, r)
 	}
-	if err := s.Append(batch); err != nil { // fsynced when it returns
+	if err := s.Append(batch); err != nil { // written when it returns, fsynced within Options.SyncDelay
 		log.Fatal(err)
 	}
 

@@ -24,7 +24,8 @@ type Queue struct {
 // Queue returns the shipper's view of s.
 func (s *Spool) Queue() *Queue { return &Queue{s: s} }
 
-// Publish appends rs, fsynced before it returns. A failed append is
+// Publish appends rs (fsynced within SyncDelay, and before Next hands them
+// out; a crash of the agent alone never loses them). A failed append is
 // retried once (Append starts a fresh segment after a write error); if that
 // fails too, rs are dropped, counted in meridian_agent_spool_dropped_total
 // and logged: the scheduler cannot wait for a full or broken disk.

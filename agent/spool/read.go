@@ -86,6 +86,11 @@ func (s *Spool) Next(max int) (Batch, error) {
 	if s.closed {
 		return Batch{}, ErrClosed
 	}
+	// Nothing leaves the spool before it is durable.
+	if err := s.syncNow(); err != nil {
+		s.opts.Logf("spool: %v (its results are shipped anyway: a power cut before the collector has them may take them)", err)
+	}
+	s.stopSyncTimer()
 	i, p := s.readStart()
 	b := Batch{start: p}
 	for ; i < len(s.segs) && len(b.IDs) < max && len(b.Data) < maxBatchBytes; i++ {

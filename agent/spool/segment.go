@@ -2,7 +2,6 @@ package spool
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -165,57 +164,6 @@ func (s *Spool) deleteAcked() {
 		}
 		s.removeFirst()
 	}
-}
-
-// cursorFile is the on-disk form of the ack cursor.
-type cursorFile struct {
-	Segment uint64 `json:"segment"`
-	Offset  int64  `json:"offset"`
-}
-
-func readCursor(name string) (pos, error) {
-	b, err := os.ReadFile(name)
-	if errors.Is(err, os.ErrNotExist) {
-		return pos{}, nil
-	}
-	if err != nil {
-		return pos{}, fmt.Errorf("cannot read spool cursor %q: %w", name, err)
-	}
-	var c cursorFile
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil || c.Offset < 0 {
-		return pos{}, fmt.Errorf("cannot decode spool cursor %q (%q)", name, b)
-	}
-	return pos{seq: c.Segment, off: c.Offset}, nil
-}
-
-// writeCursor replaces the cursor file atomically and durably: after it
-// returns, a crash or power cut cannot bring back the old position.
-func (s *Spool) writeCursor(p pos) error {
-	b, _ := json.Marshal(cursorFile{Segment: p.seq, Offset: p.off})
-	tmp := filepath.Join(s.dir, cursorTmp)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
-	if err != nil {
-		return fmt.Errorf("cannot write spool cursor: %w", err)
-	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(s.dir, cursorName))
-	}
-	if err == nil {
-		err = syncDir(s.dir)
-	}
-	if err != nil {
-		return fmt.Errorf("cannot write spool cursor in %q: %w", s.dir, err)
-	}
-	return nil
 }
 
 func syncDir(dir string) error {

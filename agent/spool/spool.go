@@ -7,14 +7,18 @@
 //	000000000042.ndjson  segment: one result per line, exactly the wire NDJSON
 //	000000000043.ndjson  the newest segment is the one being appended to
 //	cursor               {"segment":42,"offset":81920}: everything before this
-//	                     byte of this segment (and every older segment) is acked
+//	                     byte of this segment (and every older segment) is
+//	                     acked; padded to 64 bytes and overwritten in place
 //	LOCK                 flock'd while a Spool is open, so two agents never share a dir
 //
-// Append writes a batch with one write and one fsync. Next reads from the
-// cursor without moving it; Ack moves it (write cursor.tmp, fsync, rename,
-// fsync dir) and then deletes segments wholly behind it. A crash can leave a
-// torn last line (truncated on Open) or a segment the cursor already passed
-// (deleted on Open); it cannot lose an appended result or un-ack a batch.
+// Append writes a batch with one write; its fsync follows within SyncDelay,
+// shared by the appends in between, and always before Next hands the batch
+// out. Next reads from the cursor without moving it; Ack moves it (one write
+// at offset 0, fdatasync) and then deletes segments wholly behind it. A
+// crash can leave a torn last line (truncated on Open) or a segment the
+// cursor already passed (deleted on Open); it cannot lose an appended result
+// or un-ack a batch. A power cut can also take what was appended in the last
+// SyncDelay, never anything handed to the shipper.
 package spool
 
 import (
@@ -23,6 +27,7 @@ import (
 	"log"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
@@ -43,6 +48,7 @@ var (
 const (
 	DefaultMaxBytes     = 256 << 20
 	DefaultSegmentBytes = 4 << 20
+	DefaultSyncDelay    = time.Second
 )
 
 // maxBatchBytes bounds the NDJSON one Next returns whatever max asks for, so
@@ -62,6 +68,13 @@ type Options struct {
 	// big (default 4 MiB, or MaxBytes/8 if that is smaller). It is also the
 	// granularity of the cap and of deletion after ack.
 	SegmentBytes int64
+	// SyncDelay is how long an appended batch may wait for its fsync, so
+	// that the appends of one second share one (default 1s; negative:
+	// fsync every batch before Append returns). A batch is written before
+	// Append returns, so a crash of the agent alone (kill -9) cannot lose
+	// it; the delay bounds only what a power cut can take, and Next fsyncs
+	// first, so nothing is shipped before it is durable.
+	SyncDelay time.Duration
 	// Logf reports drops, truncated torn lines and other repairs (default
 	// log.Printf). Messages start with "spool: ".
 	Logf func(format string, args ...any)
@@ -78,12 +91,18 @@ type Spool struct {
 	closed bool
 	segs   []*segment // oldest first; the last one is the one appended to
 	w      *os.File   // append handle of the last segment, opened lazily
+	cf     *os.File   // the cursor file, opened on the first ack
 	roll   bool       // the last segment had a write error: start a new one
 	next   uint64     // sequence number of the next segment to create
 	cur    pos        // the durable ack cursor
 	bytes  int64      // bytes of all segment files
 	count  int        // results after the cursor
 	rbuf   []byte     // read buffer reused by Next
+
+	dirty     bool        // s.w has writes not fsynced yet
+	syncTimer *time.Timer // fsyncs SyncDelay after the first of them
+	timerSet  bool        // syncTimer is armed
+	syncs     int         // fsyncs of appended data (for tests)
 
 	// What this Spool has added to the shared gauges.
 	shownBytes, shownCount int64
@@ -109,6 +128,9 @@ func Open(dir string, opts Options) (*Spool, error) {
 	}
 	if opts.MaxBytes < 2*opts.SegmentBytes {
 		return nil, fmt.Errorf("cannot open spool %q: max bytes %d is less than twice the segment size %d; raise the cap or lower the segment size", dir, opts.MaxBytes, opts.SegmentBytes)
+	}
+	if opts.SyncDelay == 0 {
+		opts.SyncDelay = DefaultSyncDelay
 	}
 	if opts.Logf == nil {
 		opts.Logf = log.Printf
@@ -137,10 +159,19 @@ func (s *Spool) Close() error {
 		return nil
 	}
 	s.closed = true
-	var err error
+	err := s.syncNow()
+	s.stopSyncTimer()
 	if s.w != nil {
-		err = s.w.Close()
+		if cerr := s.w.Close(); err == nil {
+			err = cerr
+		}
 		s.w = nil
+	}
+	if s.cf != nil {
+		if cerr := s.cf.Close(); err == nil {
+			err = cerr
+		}
+		s.cf = nil
 	}
 	bytesGauge.Add(-float64(s.shownBytes))
 	resultsGauge.Add(-float64(s.shownCount))
@@ -166,9 +197,10 @@ func (s *Spool) Bytes() int64 {
 	return s.bytes
 }
 
-// Append stores batch durably: when it returns nil, every result is fsynced
-// and will be handed out by Next until acked, across restarts. On error
-// nothing of the batch is kept (best effort), so the caller may retry.
+// Append stores batch: when it returns nil, every result is written, is
+// fsynced within SyncDelay (and before Next hands it out), and will be
+// handed out by Next until acked, across restarts. On error nothing of the
+// batch is kept (best effort), so the caller may retry.
 // A result that cannot be encoded, or whose line the collector would refuse
 // as too long, is dropped, counted and logged rather than blocking the queue.
 func (s *Spool) Append(batch []*result.Result) error {
@@ -186,7 +218,7 @@ func (s *Spool) Append(batch []*result.Result) error {
 	}
 	s.enforceCap(int64(len(buf)))
 	last := s.segs[len(s.segs)-1]
-	if err := s.writeSync(buf, last); err != nil {
+	if err := s.write(buf, last); err != nil {
 		return err
 	}
 	last.size += int64(len(buf))
@@ -224,16 +256,19 @@ func (s *Spool) encode(batch []*result.Result) ([]byte, int) {
 	return buf, n
 }
 
-// writeSync appends buf to the last segment with one write and one fsync.
-// On failure it cuts the file back to its last good size, so a half-written
-// batch is never followed by the next one, and makes the next Append start
-// a new segment: after a failed fsync the file's state is unknown.
-func (s *Spool) writeSync(buf []byte, seg *segment) error {
+// write appends buf to the last segment with one write, and fsyncs it now
+// or arms the delayed fsync. On failure it cuts the file back to its last
+// good size, so a half-written batch is never followed by the next one, and
+// makes the next Append start a new segment: after a failed write or fsync
+// the file's state is unknown.
+func (s *Spool) write(buf []byte, seg *segment) error {
 	_, err := s.w.Write(buf)
-	if err == nil {
-		err = s.w.Sync()
+	if err == nil && s.opts.SyncDelay < 0 {
+		s.dirty = true
+		err = s.syncNow()
 	}
 	if err == nil {
+		s.syncSoon()
 		return nil
 	}
 	s.roll = true
@@ -265,6 +300,9 @@ func (s *Spool) ensureWriter() error {
 // file's directory entry is fsynced, so a batch fsynced into it cannot
 // vanish with its name after a power cut.
 func (s *Spool) rollSegment() error {
+	if err := s.syncNow(); err != nil {
+		s.opts.Logf("spool: %v (its results stay queued; a power cut may take them)", err)
+	}
 	if s.w != nil {
 		s.w.Close()
 		s.w = nil

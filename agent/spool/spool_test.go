@@ -394,7 +394,7 @@ func TestQueuePublish(t *testing.T) {
 	q := s.Queue()
 	rs := newResults(3)
 	q.Publish(rs)
-	s.Close() // Publish fsynced: a reopen (as after kill -9) has them
+	s.Close() // Publish wrote them: a reopen (as after kill -9) has them
 	s = mustOpen(t, dir, Options{})
 	equalIDs(t, "after Publish and reopen", drain(t, s, 10), idsOf(rs))
 
