@@ -104,7 +104,13 @@ func hopEndpoint(u *url.URL, o DialOptions) (*endpoint, error) {
 }
 
 // run runs one redirect chain per family, concurrently for family: both.
+// One family runs on the caller's goroutine: a goroutine more per check
+// is a wake-up more, which costs an idle agent more than the check's own
+// bookkeeping.
 func (hc *httpCheck) run(ctx context.Context) []*result.Result {
+	if len(hc.families) == 1 {
+		return hc.chain(ctx, hc.families[0])
+	}
 	chains := make([][]*result.Result, len(hc.families))
 	var wg sync.WaitGroup
 	for i, fam := range hc.families {

@@ -312,12 +312,12 @@ func (s *Scheduler) Stats() Stats {
 
 func (s *Scheduler) loop(c *checkState) {
 	defer s.loops.Done()
-	select {
-	case <-s.loopCtx.Done():
+	if !s.sleep(c, s.clock.After(c.stagger)) {
 		return
-	case <-c.stop:
+	}
+	if c.jitter > 0 {
+		s.jitteredLoop(c)
 		return
-	case <-s.clock.After(c.stagger):
 	}
 	t := s.clock.NewTicker(c.check.Interval)
 	defer t.Stop()
@@ -328,13 +328,47 @@ func (s *Scheduler) loop(c *checkState) {
 		default:
 		}
 		s.launch(c)
-		select {
-		case <-s.loopCtx.Done():
+		if !s.sleep(c, t.C()) {
 			return
+		}
+	}
+}
+
+// jitteredLoop runs c at each tick plus a jitter drawn afresh for each run,
+// with one timer set for both: waiting for the tick and then for the
+// jitter woke the process twice per run, and on an idle agent each wake-up
+// costs more CPU (the Go runtime's own, mostly) than the run's bookkeeping.
+// A tick missed while the loop was held up is dropped, as a ticker drops it.
+func (s *Scheduler) jitteredLoop(c *checkState) {
+	tick := s.clock.Now()
+	for {
+		due := tick.Add(rand.N(c.jitter))
+		if !s.sleep(c, s.clock.After(due.Sub(s.clock.Now()))) {
+			return
+		}
+		select {
 		case <-c.stop:
 			return
-		case <-t.C():
+		default:
 		}
+		s.launch(c)
+		now := s.clock.Now()
+		tick = tick.Add(c.check.Interval)
+		for tick.Before(now) {
+			tick = tick.Add(c.check.Interval)
+		}
+	}
+}
+
+// sleep waits for ch and says whether it came before a Stop or c's removal.
+func (s *Scheduler) sleep(c *checkState, ch <-chan time.Time) bool {
+	select {
+	case <-s.loopCtx.Done():
+		return false
+	case <-c.stop:
+		return false
+	case <-ch:
+		return true
 	}
 }
 
@@ -356,13 +390,6 @@ func (s *Scheduler) launch(c *checkState) {
 }
 
 func (s *Scheduler) run(c *checkState) {
-	if c.jitter > 0 {
-		select {
-		case <-s.runCtx.Done():
-			return
-		case <-s.clock.After(rand.N(c.jitter)):
-		}
-	}
 	select {
 	case <-s.runCtx.Done():
 		return
