@@ -94,7 +94,8 @@ func TestSyncOnClose(t *testing.T) {
 
 // TestCursorInPlace: the cursor is one fixed-size record, rewritten in
 // place, that a reopen reads back; an old-style cursor (unpadded JSON, as
-// agents before it wrote) still opens where it says.
+// agents before it wrote) still opens where it says; one that fails its
+// check (torn into other digits) makes the spool resend everything.
 func TestCursorInPlace(t *testing.T) {
 	dir := t.TempDir()
 	s := mustOpen(t, dir, Options{})
@@ -125,8 +126,18 @@ func TestCursorInPlace(t *testing.T) {
 		t.Fatal(err)
 	}
 	s = mustOpen(t, dir, Options{})
-	defer s.Close()
 	if got := drain(t, s, 10); len(got) != 0 {
 		t.Fatalf("an old-style cursor %q past everything: got %d results again, want 0", old, len(got))
 	}
+	s.Close()
+
+	torn := fmt.Appendf(nil, `{"segment":%d,"offset":%d,"check":%d}`+"\n", s.cur.seq, s.cur.off, cursorCheck(s.cur.seq, s.cur.off+1))
+	if err := os.WriteFile(filepath.Join(dir, cursorName), torn, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpen(t, dir, Options{})
+	defer s.Close()
+	// Everything still on disk comes again, the acked results of this
+	// segment too (the collector drops them as duplicates).
+	equalIDs(t, "after a cursor failing its check", drain(t, s, 10), idsOf(rs))
 }
