@@ -57,7 +57,7 @@ func readCursor(name string) (pos, error) {
 //
 // It used to write cursor.tmp, fsync it, rename it over cursor and fsync the
 // directory: two fsyncs, a create and a rename on every ack, about half of
-// what shipping cost the agent. One write of 64 bytes at offset 0 lies in
+// what shipping cost the agent. One write of 96 bytes at offset 0 lies in
 // one disk sector, which a power cut leaves old or new, never torn (the
 // assumption PostgreSQL makes of its 512-byte pg_control, which carries a
 // CRC as this record does); and fdatasync skips the inode once the file has

@@ -6,9 +6,9 @@
 //
 //	000000000042.ndjson  segment: one result per line, exactly the wire NDJSON
 //	000000000043.ndjson  the newest segment is the one being appended to
-//	cursor               {"segment":42,"offset":81920}: everything before this
+//	cursor               {"segment":42,"offset":81920,"check":…}: everything before this
 //	                     byte of this segment (and every older segment) is
-//	                     acked; padded to 64 bytes and overwritten in place
+//	                     acked; padded to 96 bytes and overwritten in place
 //	LOCK                 flock'd while a Spool is open, so two agents never share a dir
 //
 // Append writes a batch with one write; its fsync follows within SyncDelay,
