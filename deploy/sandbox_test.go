@@ -10,10 +10,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/meridian-net/meridian/internal/syncbuf"
 )
 
 // sandboxScript builds, inside `unshare -m`, the file system a unit with
@@ -171,24 +172,6 @@ func pinged(rs []map[string]any) map[string]any {
 	return nil
 }
 
-// lockedBuffer collects a process's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // runUntil starts the agent in sb, waits until done says so, given its
 // output so far (or the deadline), then stops it with SIGTERM as systemd
 // does and reports how long the stop took.
@@ -196,7 +179,7 @@ func runUntil(t *testing.T, sb *sandbox, argv []string, wait time.Duration, done
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait+time.Minute)
 	defer cancel()
-	var buf lockedBuffer
+	var buf syncbuf.Buffer
 	cmd := sb.command(ctx, argv...)
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	if err := cmd.Start(); err != nil {

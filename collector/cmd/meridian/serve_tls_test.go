@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -14,33 +13,15 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/meridian-net/meridian/collector/store"
 	"github.com/meridian-net/meridian/collector/store/chtest"
+	"github.com/meridian-net/meridian/internal/syncbuf"
 	"github.com/meridian-net/meridian/internal/testca"
 )
-
-// lockedBuffer is a bytes.Buffer a logger and a test can share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // waitLog waits until log matches re and returns the first submatch.
 func waitLog(t *testing.T, log fmt.Stringer, re string) string {
@@ -58,9 +39,9 @@ func waitLog(t *testing.T, log fmt.Stringer, re string) string {
 // tlsServe runs `meridian serve` with --tls-cert/--tls-key in-process on a
 // free port; it returns the address and the log. The server stops, and its
 // error is checked, at the end of the test.
-func tlsServe(t *testing.T, o store.Options, certFile, keyFile string) (addr string, log *lockedBuffer) {
+func tlsServe(t *testing.T, o store.Options, certFile, keyFile string) (addr string, log *syncbuf.Buffer) {
 	t.Helper()
-	log = &lockedBuffer{}
+	log = &syncbuf.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -252,7 +233,7 @@ func buildAgent(t *testing.T) string {
 
 // startAgent runs the agent binary against https://addr with one tcp check
 // named check (on the collector's own port) and returns its log.
-func startAgent(t *testing.T, bin, token, addr, check string, args ...string) *lockedBuffer {
+func startAgent(t *testing.T, bin, token, addr, check string, args ...string) *syncbuf.Buffer {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "agent.yml")
@@ -260,7 +241,7 @@ func startAgent(t *testing.T, bin, token, addr, check string, args ...string) *l
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	log := &lockedBuffer{}
+	log := &syncbuf.Buffer{}
 	cmd := exec.Command(bin, append([]string{"run", "--config", cfg, "--collector", "https://" + addr,
 		"--data-dir", filepath.Join(dir, "data"), "--config-poll", "1s"}, args...)...)
 	cmd.Env = append(os.Environ(), "MERIDIAN_TOKEN="+token)
