@@ -150,25 +150,19 @@ func TestBeaconFastPathTakesExample(t *testing.T) {
 }
 
 func BenchmarkUnmarshalBeacon(b *testing.B) {
-	var buf bytes.Buffer
-	ex := beaconExample(b)
-	if err := json.Compact(&buf, ex); err != nil {
-		b.Fatal(err)
-	}
-	raw := buf.Bytes()
-	b.SetBytes(int64(len(raw)))
-	b.ReportAllocs()
-	for b.Loop() {
-		var bc Beacon
-		if err := UnmarshalBeacon(raw, &bc); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchDecode(b, UnmarshalBeacon)
 }
 
 // BenchmarkUnmarshalBeaconGeneral is the general decoder on the same
 // beacon: what the fast path saves.
 func BenchmarkUnmarshalBeaconGeneral(b *testing.B) {
+	benchDecode(b, func(raw []byte, bc *Beacon) error {
+		return jsonv2.Unmarshal(raw, bc, jsonv2.RejectUnknownMembers(true))
+	})
+}
+
+// benchDecode decodes rum-js/BEACON.md's example, compacted, with decode.
+func benchDecode(b *testing.B, decode func(raw []byte, bc *Beacon) error) {
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, beaconExample(b)); err != nil {
 		b.Fatal(err)
@@ -178,7 +172,7 @@ func BenchmarkUnmarshalBeaconGeneral(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		var bc Beacon
-		if err := jsonv2.Unmarshal(raw, &bc, jsonv2.RejectUnknownMembers(true)); err != nil {
+		if err := decode(raw, &bc); err != nil {
 			b.Fatal(err)
 		}
 	}
