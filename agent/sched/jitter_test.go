@@ -25,8 +25,10 @@ func TestJitterOneTimerPerRun(t *testing.T) {
 	eventually(t, "the stagger timer", func() bool { return clk.pending() == 1 })
 	clk.Advance(Stagger("ams-1", "home", c.Interval))
 	for run := range 3 {
-		// The loop now waits for tick+jitter, on one timer.
+		// The loop now waits for tick+jitter, on one timer. The last run
+		// must have finished too, or this one would be an overrun.
 		eventually(t, "the run's timer", func() bool { return clk.pending() == 1 })
+		eventually(t, "the run to finish", func() bool { return !s.checks[0].running.Load() })
 		if run > 0 {
 			clk.Advance(c.Interval - jitter)
 		}
