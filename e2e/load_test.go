@@ -19,16 +19,15 @@ import (
 // overloadRSSBoundMiB bounds the collector's RSS at full load and at twice
 // it, on 1024 and 2048 connections, with serve's defaults: beacons in
 // flight bounded by bytes (--beacon-inflight-bytes), the journal's rows in
-// memory, and the Go runtime's soft limit (--memory-limit, 192 MiB), which
-// keeps the garbage collector from letting the live heap double at the
-// peaks (measured: 207-208 MiB with it at the same 2xx/s, 264-268 MiB
-// without; 300-420 MiB before the limits). Each further connection costs
-// about 20 KiB (net/http's buffers and its goroutine). Issue 18's 128 MiB
-// needs --memory-limit 117440512 (measured 128 MiB at full load, 143 MiB
-// at twice it, but half the 2xx/s under that overload) or a smaller live
-// heap: the journal reads a whole segment (up to 4 MiB) back at once and
-// counts its memory in rows.
-const overloadRSSBoundMiB = 256
+// memory (4 MiB of lines), and the Go runtime's soft limit (--memory-limit,
+// 128 MiB), which keeps the garbage collector from letting the live heap
+// double at the peaks (make bench: 140 and 145 MiB; 193 and 209 MiB with a
+// 12 MiB memory queue and a 192 MiB limit; 300-420 MiB before the limits).
+// Each further connection costs about 20 KiB (net/http's buffers and its
+// goroutine's stack). Issue 18's 128 MiB needs --memory-limit 117440512
+// (measured 129 MiB at both loads, but a fifth fewer 2xx/s) or a smaller
+// live heap.
+const overloadRSSBoundMiB = 192
 
 // TestBeaconOverload offers beacons at twice what the collector takes, for a
 // minute: the collector sheds with 429/503 and Retry-After, its RSS stays

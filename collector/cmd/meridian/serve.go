@@ -117,18 +117,23 @@ func serve(c *cli.Context) error {
 
 // The beacon journal's in-memory rows are bounded by the bytes of their
 // journal lines, so large beacons cannot hold more memory than small ones:
-// 12 MiB is about 9,500 beacons like rum-js/BEACON.md's example (a 1.3 KB
+// 4 MiB is about 3,000 beacons like rum-js/BEACON.md's example (a 1.3 KB
 // line; decoded, such a beacon takes about 2 KB, in one allocation for its
-// optional parts and one for its strings). An insert of 5,000 builds its
-// columns in about 8 MB. Less memory cost more CPU than it saved: more rows
-// read back from the journal, more INSERTs for ClickHouse to merge.
+// optional parts and one for its strings), over a second of what this
+// machine takes. Under saturation ClickHouse falls behind and rows are read
+// back from the journal whatever this size; decoded beacons held waiting
+// then only cost the garbage collector. make bench, side by side: 12 MiB
+// peaked at 193 MiB RSS (209 at twice the load), 4 MiB with the 128 MiB
+// --memory-limit at 140 (145), at the same or more 2xx/s. An insert of
+// 5,000 builds its columns in about 8 MB; 2,500 doubled ClickHouse's CPU
+// per beacon.
 //
 // The journal's queue of beacons waiting for its fsync is bounded by bytes
 // in the server (--beacon-inflight-bytes), so its own count bound is set
 // past what that budget admits: it no longer sheds first.
 const (
 	beaconBatchRows = 5000
-	beaconMemBytes  = 12 << 20
+	beaconMemBytes  = 4 << 20
 	beaconQueue     = 1 << 14
 )
 
@@ -215,7 +220,7 @@ func limitFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.Int64Flag{Name: "beacon-inflight-bytes", Value: 8 << 20, Usage: "memory for beacons between reading and answering (decoded, waiting for the journal's fsync), each counted as 3 × its body + 4 KiB (about 1,000 typical beacons, far more than an fsync needs to be shared well); past it beacons get 503 with Retry-After"},
 		&cli.Int64Flag{Name: "results-inflight-bytes", Value: 16 << 20, Usage: "agents' result batches (decompressed) held between reading and answering; past it agents get 503 with Retry-After and keep the batch"},
-		&cli.Int64Flag{Name: "memory-limit", Value: 192 << 20, Usage: "soft limit in bytes on the Go runtime's memory (as GOMEMLIMIT, which wins when set and this flag is not): near it the garbage collector works harder instead of letting the heap double. Measured at twice the load this machine takes: 192 MiB held peak RSS to 208 MiB (264 MiB without) at the same 2xx/s; 112 MiB held 143 MiB but halved the 2xx/s. Raise it on a bigger machine; 0: none"},
+		&cli.Int64Flag{Name: "memory-limit", Value: 128 << 20, Usage: "soft limit in bytes on the Go runtime's memory (as GOMEMLIMIT, which wins when set and this flag is not): near it the garbage collector works harder instead of letting the heap double. Measured on 2 cores at full load and at twice it: 128 MiB held peak RSS to 140 and 145 MiB (193 and 209 MiB with 192 MiB and a 3x larger memory queue) at the same 2xx/s; 112 MiB held 129 MiB but cost a fifth of the 2xx/s. Raise it on a bigger machine; 0: none"},
 		&cli.Float64Flag{Name: "source-rate", Value: 50, Usage: "beacons per second from one client address (IPv6: per /64; after --trusted-proxy; loopback not limited); past it 429 with Retry-After; 0: no limit"},
 		&cli.IntFlag{Name: "source-burst", Usage: "beacons one client address may send at once above --source-rate (default two seconds' worth)"},
 		&cli.Float64Flag{Name: "site-rate", Usage: "beacons per second for one site, so a flooding site cannot crowd out the others on a shared collector (for example a tenth of what it takes); past it 429 with Retry-After; default 0: no limit"},
