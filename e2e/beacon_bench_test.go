@@ -325,10 +325,19 @@ func TestBeaconIngestBench(t *testing.T) {
 	row("bare net/http, reads the body (ceiling)", ceiling, ceilingCPU, ceilingCPU)
 	row("+ fsync group commit (durability floor)", floor, floorCPU, floorCPU)
 	row("collector (enrich + journal + ClickHouse)", full.wrkResult, full.cpu, full.busy)
-	fmt.Printf("  target: collector ≥ 70%% of the ceiling; ClickHouse CPU counted until it has every beacon")
+	fmt.Printf("  ClickHouse CPU is counted until it has every beacon")
 	if chPID == 0 {
 		fmt.Printf(" (its process was not found: 0)")
 	}
+	// Issue 18's bar is 75 % of the floor's 2xx/s. At that rate the two
+	// cores have this much CPU per beacon for everything; what wrk and
+	// ClickHouse took of it leaves the server its share.
+	perOK := func(sec float64) float64 { return 1e6 * sec / max(1, float64(full.OK)) }
+	budget := 1e6 * cores / (0.75 * floor.okRate())
+	fmt.Printf("\n  collector at %.0f%% of the floor's 2xx/s (issue 18: ≥ 75%%). At 75%% the machine has %.0f µs per beacon;"+
+		" wrk and ClickHouse took %.0f of it here, leaving the server %.0f (the floor's server took %.0f)",
+		100*full.okRate()/floor.okRate(), budget, perOK(full.cpu.wrk)+perOK(full.cpu.clickhouse),
+		budget-perOK(full.cpu.wrk)-perOK(full.cpu.clickhouse), 1e6*floorCPU.server/max(1, float64(floor.OK)))
 	fmt.Printf("\n  collector RSS idle / peak          %.1f MiB / %.1f MiB\n", mib(idle), mib(full.peakRSS))
 	fmt.Printf("  collector CPU                      %.0f%% of one core while wrk ran\n", 100*full.busy.server/dur.Seconds())
 	fmt.Printf("  acknowledged / stored              %d / %d page views (%d shed, %d other non-2xx); all in ClickHouse %v after the load\n", full.OK, full.stored, full.Shed, full.Other, full.lag.Round(time.Second))
