@@ -317,8 +317,9 @@ func TestBeaconIngestBench(t *testing.T) {
 	cores := float64(runtime.NumCPU())
 	fmt.Printf("\nbeacon ingest: wrk -t2 -c%d -d%v, POST /v1/beacon (%d-byte BEACON.md example, text/plain, Origin), loopback; collector --flush-interval %s\n", conns, dur, len(body), flush)
 	fmt.Printf("  %-40s %7s %6s %8s %8s | %-29s | %s\n", "", "2xx/s", "ratio", "p50", "p99", "CPU µs per 2xx: server wrk CH", "machine busy")
+	perOK := func(sec float64, r wrkResult) float64 { return 1e6 * sec / max(1, float64(r.OK)) } // µs per 2xx
 	row := func(name string, r wrkResult, cpu, busy cpuUse) {
-		per := func(sec float64) float64 { return 1e6 * sec / max(1, float64(r.OK)) }
+		per := func(sec float64) float64 { return perOK(sec, r) }
 		fmt.Printf("  %-40s %7.0f %5.0f%% %8s %8s | %20.0f %4.0f %3.0f | %3.0f%% of %.0f cores\n", name, r.okRate(), 100*r.okRate()/ceiling.okRate(),
 			us(r.P50Us), us(r.P99Us), per(cpu.server), per(cpu.wrk), per(cpu.clickhouse), 100*busy.machine/(cores*dur.Seconds()), cores)
 	}
@@ -332,12 +333,11 @@ func TestBeaconIngestBench(t *testing.T) {
 	// Issue 18's bar is 75 % of the floor's 2xx/s. At that rate the two
 	// cores have this much CPU per beacon for everything; what wrk and
 	// ClickHouse took of it leaves the server its share.
-	perOK := func(sec float64) float64 { return 1e6 * sec / max(1, float64(full.OK)) }
 	budget := 1e6 * cores / (0.75 * floor.okRate())
+	others := perOK(full.cpu.wrk, full.wrkResult) + perOK(full.cpu.clickhouse, full.wrkResult)
 	fmt.Printf("\n  collector at %.0f%% of the floor's 2xx/s (issue 18: ≥ 75%%). At 75%% the machine has %.0f µs per beacon;"+
 		" wrk and ClickHouse took %.0f of it here, leaving the server %.0f (the floor's server took %.0f)",
-		100*full.okRate()/floor.okRate(), budget, perOK(full.cpu.wrk)+perOK(full.cpu.clickhouse),
-		budget-perOK(full.cpu.wrk)-perOK(full.cpu.clickhouse), 1e6*floorCPU.server/max(1, float64(floor.OK)))
+		100*full.okRate()/floor.okRate(), budget, others, budget-others, perOK(floorCPU.server, floor))
 	fmt.Printf("\n  collector RSS idle / peak          %.1f MiB / %.1f MiB\n", mib(idle), mib(full.peakRSS))
 	fmt.Printf("  collector CPU                      %.0f%% of one core while wrk ran\n", 100*full.busy.server/dur.Seconds())
 	fmt.Printf("  acknowledged / stored              %d / %d page views (%d shed, %d other non-2xx); all in ClickHouse %v after the load\n", full.OK, full.stored, full.Shed, full.Other, full.lag.Round(time.Second))

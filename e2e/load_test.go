@@ -25,7 +25,7 @@ import (
 // 12 MiB memory queue and a 192 MiB limit; 300-420 MiB before the limits).
 // Each further connection costs about 20 KiB (net/http's buffers and its
 // goroutine's stack). Issue 18's 128 MiB needs --memory-limit 117440512
-// (measured 129 MiB at both loads, but a fifth fewer 2xx/s) or a smaller
+// (measured 129 MiB at both loads, at 8-22 % fewer 2xx/s in two runs) or a smaller
 // live heap.
 const overloadRSSBoundMiB = 192
 
