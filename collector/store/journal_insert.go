@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 
@@ -96,6 +97,8 @@ type inserter[T any] struct {
 	started   time.Time // when the batch's first row came
 	healthy   bool
 	nextDrain time.Time
+	split     bool // ClickHouse refused a read-back insert for its data: read one run next
+	readBuf   []T  // rows read back, kept from one insert to the next
 }
 
 func (in *inserter[T]) state(id uint64) *segState {
@@ -183,11 +186,10 @@ func (in *inserter[T]) drain() bool {
 	if (!in.healthy && time.Now().Before(in.nextDrain)) || len(in.batch) > 0 {
 		return false
 	}
-	id, s, ok := nextLost(in.segs)
-	if !ok {
+	if _, _, ok := nextLost(in.segs); !ok {
 		return false
 	}
-	if err := j.readBack(id, s); err != nil {
+	if err := in.readBack(); err != nil {
 		j.logf("%s spool: %v", j.what, err)
 		in.healthy, in.nextDrain = false, time.Now().Add(j.opt.DrainEvery)
 	} else {
@@ -285,29 +287,196 @@ func nextLost(segs map[uint64]*segState) (uint64, *segState, bool) {
 	return best, found, found != nil
 }
 
-// readBack inserts the next run of up to MaxRows rows of a segment that
-// are not in ClickHouse yet (one run per call, so rows waiting in memory
-// go in between), and marks the segment done after its last line. A torn
-// last line (a crash mid-write, never acknowledged, or a truncated file)
-// is skipped; so is a damaged line elsewhere, with a log line; damage
-// marks the segment for quarantine.
-func (j *journal[T]) readBack(id uint64, s *segState) error {
+// readBack inserts up to MaxRows rows that are not in ClickHouse yet, read
+// back from the oldest segments that need it. It passes over rows that
+// went in from memory and goes on into the next such segment, so inserts
+// are full: ClickHouse's CPU per row falls with an insert's size, and under
+// saturation most rows come this way (make bench). Rows waiting in memory
+// go in between two calls. One segment's file is held at a time: a decoded
+// row owns its strings.
+//
+// A segment whose last line was read and inserted is done. A torn last
+// line (a crash mid-write, never acknowledged, or a truncated file) is
+// skipped; so is a damaged line elsewhere, with a log line; damage marks
+// the segment for quarantine.
+//
+// After ClickHouse refused such an insert for its data, the next call
+// reads one run of one segment and bisects it (readRun, insertRun).
+func (in *inserter[T]) readBack() error {
+	if in.split {
+		in.split = false
+		id, s, _ := nextLost(in.segs)
+		return in.j.readRun(id, s)
+	}
+	j := in.j
+	items := in.readBuf[:0]
+	defer func() {
+		clear(items)
+		in.readBuf = items[:0]
+		if cap(items) > maxKeptRows {
+			in.readBuf = nil
+		}
+	}()
+	var (
+		read    []readCursor // where each segment's next run starts once the rows are in
+		tried   []readSpan
+		loadErr error
+	)
+	for _, id := range lostSegments(in.segs) {
+		if len(items) >= j.opt.MaxRows {
+			break
+		}
+		s := in.segs[id]
+		if s.data == nil {
+			ok, err := j.load(id, s)
+			if err != nil {
+				loadErr = err // after the rows read so far: back off
+				break
+			}
+			if !ok {
+				continue
+			}
+		}
+		c := readCursor{id: id, s: s, off: s.off, line: s.line}
+		for len(items) < j.opt.MaxRows {
+			adv, tok, _ := scanFullLines(s.data[c.off:], true)
+			if adv == 0 || tok == nil {
+				c.end, c.torn = true, adv
+				break
+			}
+			if s.isDone(c.line) {
+				c.off, c.line = c.off+adv, c.line+1
+				continue
+			}
+			item, err := j.codec.decode(tok)
+			if err != nil {
+				j.logf("%s: line %d is damaged, skipped (the segment is moved aside once its readable rows are in): %v", filepath.Base(j.path(id)), c.line+1, err)
+				damagedLines(j.what).Inc()
+				s.damaged++
+				s.markDone(c.line, 1) // never counted twice
+				c.off, c.line = c.off+adv, c.line+1
+				continue
+			}
+			if j.codec.replay != nil && s.maybeStored(c.line) {
+				j.codec.replay(&item)
+			}
+			items = append(items, item)
+			if n := len(tried); n > 0 && tried[n-1].s == s && tried[n-1].first+tried[n-1].n == c.line {
+				tried[n-1].n++
+			} else {
+				tried = append(tried, readSpan{s, span{c.line, 1}})
+			}
+			c.off, c.line = c.off+adv, c.line+1
+		}
+		if c.end {
+			s.data = nil // read again from the file if the insert fails
+		}
+		read = append(read, c)
+	}
+	if len(items) > 0 {
+		err := j.send(items)
+		if err != nil {
+			for _, t := range tried {
+				t.s.tried = append(t.s.tried, t.span)
+			}
+		}
+		if err != nil && refusesData(err) {
+			j.logf("ClickHouse refused %d %s read back from %s for their data (%v): they are read again run by run to find the rows it refuses", len(items), j.what, segNames(j, read), err)
+			in.split = true
+			return nil
+		}
+		if err != nil { // every cursor stays
+			return fmt.Errorf("cannot insert %d %s read back from %s yet: %w", len(items), j.what, segNames(j, read), err)
+		}
+		metrics.GetOrCreateCounter(`meridian_store_spool_drained_total{what="` + j.what + `"}`).Add(len(items))
+		for _, t := range tried {
+			t.s.sent += t.n
+		}
+	}
+	for _, c := range read {
+		c.s.off, c.s.line = c.off, c.line
+		if c.end {
+			j.readDone(c.id, c.s, c.torn)
+		}
+	}
+	return loadErr
+}
+
+// readCursor is how far readBack read a segment.
+type readCursor struct {
+	id        uint64
+	s         *segState
+	off, line int
+	end       bool // its last line was read
+	torn      int  // bytes of a torn last line
+}
+
+// readSpan is a run of lines of a segment in a read-back insert.
+type readSpan struct {
+	s *segState
+	span
+}
+
+// lostSegments lists the complete segments that must be read back, oldest
+// first.
+func lostSegments(segs map[uint64]*segState) []uint64 {
+	var ids []uint64
+	for id, s := range segs {
+		if s.lost && s.sealed && s.pending == 0 {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// segNames names the segments of a read-back insert for a log line.
+func segNames[T any](j *journal[T], read []readCursor) string {
+	first := filepath.Base(j.path(read[0].id))
+	if len(read) == 1 {
+		return first
+	}
+	return fmt.Sprintf("%s to %s (%d segments)", first, filepath.Base(j.path(read[len(read)-1].id)), len(read))
+}
+
+// readDone ends reading a segment back: its rows are all in (or
+// dead-lettered); a torn last line of torn bytes was skipped.
+func (j *journal[T]) readDone(id uint64, s *segState, torn int) {
+	name := filepath.Base(j.path(id))
+	if torn > 0 && id+1 == j.crashSeg {
+		j.logf("%s: its last line is torn (%d bytes, a crash mid-write: never acknowledged), skipped", name, torn)
+	} else if torn > 0 {
+		j.logf("%s: its last line is torn (%d bytes; not a crash's: the file was cut), skipped", name, torn)
+		damagedLines(j.what).Inc()
+		s.damaged++
+	}
+	s.quarantine = s.damaged > 0
+	if s.sent > 0 {
+		j.logf("inserted %d %s from the spool (%s)", s.sent, j.what, name)
+	}
+	s.lost, s.data, s.off, s.line, s.sent = false, nil, 0, 0, 0
+}
+
+// readRun inserts the next run of rows of a segment that are not in
+// ClickHouse yet, as readBack did before it gathered runs: rows with their
+// lines as read, so that insertRun can bisect them and dead-letter the
+// rows ClickHouse refuses on their own.
+func (j *journal[T]) readRun(id uint64, s *segState) error {
 	name := filepath.Base(j.path(id))
 	if s.data == nil {
 		if ok, err := j.load(id, s); !ok {
 			return err
 		}
 	}
-	// As many as the run can hold: grown by appending, the rows of a run
-	// cost twice their size (make bench reads back under saturation).
-	n := min(j.opt.MaxRows, bytes.Count(s.data[s.off:], []byte{'\n'}))
-	items := make([]T, 0, n)
-	lines := make([][]byte, 0, n) // items' lines, for dead letters
+	var items []T
+	var lines [][]byte // items' lines, for dead letters
 	off, line := s.off, s.line
+	end, torn := false, 0
 	for len(items) < j.opt.MaxRows {
 		adv, tok, _ := scanFullLines(s.data[off:], true)
 		if adv == 0 || tok == nil {
-			break // end of the segment (or its torn tail)
+			end, torn = true, adv
+			break
 		}
 		if s.isDone(line) {
 			if len(items) > 0 {
@@ -324,8 +493,8 @@ func (j *journal[T]) readBack(id uint64, s *segState) error {
 			j.logf("%s: line %d is damaged, skipped (the segment is moved aside once its readable rows are in): %v", name, line+1, err)
 			damagedLines(j.what).Inc()
 			s.damaged++
+			s.markDone(line, 1)
 			off, line = off+adv, line+1
-			s.off, s.line = off, line // nothing before it waits: never count it twice
 			continue
 		}
 		if j.codec.replay != nil && s.maybeStored(line) {
@@ -344,19 +513,8 @@ func (j *journal[T]) readBack(id uint64, s *segState) error {
 		}
 	}
 	s.off, s.line = off, line
-	if off >= len(s.data) || len(items) == 0 && !s.isDone(line) {
-		if torn := len(s.data) - off; torn > 0 && id+1 == j.crashSeg {
-			j.logf("%s: its last line is torn (%d bytes, a crash mid-write: never acknowledged), skipped", name, torn)
-		} else if torn > 0 {
-			j.logf("%s: its last line is torn (%d bytes; not a crash's: the file was cut), skipped", name, torn)
-			damagedLines(j.what).Inc()
-			s.damaged++
-		}
-		s.quarantine = s.damaged > 0
-		if s.sent > 0 {
-			j.logf("inserted %d %s from the spool (%s)", s.sent, j.what, name)
-		}
-		s.lost, s.data, s.off, s.line, s.sent = false, nil, 0, 0, 0
+	if end {
+		j.readDone(id, s, torn)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -183,6 +184,57 @@ func TestJournalReadsBackWhatMemoryCouldNotHold(t *testing.T) {
 	}
 	if marked != 0 {
 		t.Errorf("%d rows read back after overflowing memory are marked replay = 1: want 0, they were never sent", marked)
+	}
+}
+
+// Rows read back from the journal go in as full inserts: what three runs
+// of the collector left in three segments, with rows that went in from
+// memory between them, is one insert, not one per segment or per run.
+// ClickHouse's CPU per row falls with an insert's size.
+func TestJournalReadsBackInFullInserts(t *testing.T) {
+	_, conn := chtest.New(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	opt := store.WriterOptions{MaxDelay: 5 * time.Millisecond, SpoolDir: dir, DrainEvery: time.Hour, Logf: t.Logf}
+	var away atomic.Bool
+	away.Store(true)
+	var mu sync.Mutex
+	var inserts []int // rows per insert that went in
+	fault := func(rows []store.Row) error {
+		if away.Load() {
+			return errors.New("ClickHouse away (injected)")
+		}
+		mu.Lock()
+		inserts = append(inserts, len(rows))
+		mu.Unlock()
+		return nil
+	}
+	for run := range 3 {
+		w, err := store.NewWriterWithFault(conn, opt, fault)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 4 {
+			if err := w.Write(ctx, tcpRows(10, fmt.Sprint(run, "-", i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w.Close()
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, "seg-*.ndjson")); len(files) != 3 {
+		t.Fatalf("got segments %v, want three, one per run", files)
+	}
+	away.Store(false)
+	w, err := store.NewWriterWithFault(conn, opt, fault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	waitRows(t, conn, dir, 120)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(inserts) != 1 || inserts[0] != 120 {
+		t.Errorf("read back in inserts of %v rows, want one of 120", inserts)
 	}
 }
 
