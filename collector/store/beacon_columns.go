@@ -117,7 +117,11 @@ func u8(b bool) uint8 {
 func second(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
 
 // sendColumns inserts rows with one INSERT, column by column, from bufs
-// (one per column). The driver has copied the values once Send returns.
+// (one per column), in blocks of insertBlockRows: the driver copies a
+// block's values into its own columns and encodes them, so a block's size,
+// not the insert's, bounds what the three copies hold. ClickHouse gathers
+// the blocks of an INSERT into one part (min_insert_block_size_rows), so
+// its cost stays that of one insert.
 func sendColumns[R any](ctx context.Context, conn driver.Conn, query string, cols []col[R], rows []R, bufs []colBuf) error {
 	batch, err := conn.PrepareBatch(ctx, query)
 	if err != nil {
@@ -131,13 +135,24 @@ func sendColumns[R any](ctx context.Context, conn driver.Conn, query string, col
 			}
 		}
 	}()
-	for i, c := range cols {
-		if err := batch.Column(i).Append(c.values(rows, &bufs[i])); err != nil {
-			return fmt.Errorf("column %s: %w", c.name, err)
+	for lo := 0; lo < len(rows); lo += insertBlockRows {
+		block := rows[lo:min(lo+insertBlockRows, len(rows))]
+		for i, c := range cols {
+			if err := batch.Column(i).Append(c.values(block, &bufs[i])); err != nil {
+				return fmt.Errorf("column %s: %w", c.name, err)
+			}
+		}
+		if lo+len(block) < len(rows) {
+			if err := batch.Flush(); err != nil {
+				return err
+			}
 		}
 	}
 	return batch.Send()
 }
+
+// insertBlockRows is the rows of one block of an insert.
+const insertBlockRows = 1000
 
 // beaconBufs is what a BeaconWriter keeps between inserts: the columns'
 // buffers, the rum_cdn rows, and the hosts of probe URLs (a site's probes
