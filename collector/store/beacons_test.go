@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -171,5 +172,50 @@ func TestBeaconWriterSpoolsWhileClickHouseIsAway(t *testing.T) {
 	}
 	if n != 20 || country != "DE" {
 		t.Errorf("after ClickHouse came back: got %d page views (country %q), want 20 (DE)", n, country)
+	}
+}
+
+// An insert larger than one block goes to ClickHouse block by block
+// within one INSERT: every row keeps its own values, and ClickHouse makes
+// one part of it (its cost is per insert), as the part's name shows:
+// <partition>_<first block>_<last block>_<merge level>.
+func TestBeaconInsertInBlocksIsOnePart(t *testing.T) {
+	_, conn := chtest.New(t)
+	ctx := context.Background()
+	w, err := store.NewBeaconWriter(conn, store.WriterOptions{MaxDelay: time.Hour, MaxRows: 4500, SpoolDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := make([]store.BeaconRow, 4500) // more than four blocks
+	for i := range rows {
+		rows[i] = fullBeacon(fmt.Sprintf("pv-%04d", i))
+		rows[i].Nav.LoadMs = f(float64(i))
+	}
+	if err := w.Write(ctx, rows); err != nil {
+		t.Fatal(err)
+	}
+	w.Close() // inserts the full batch at once
+	var n, mixed uint64
+	if err := conn.QueryRow(ctx, "SELECT count(), countIf(toUInt32(substring(pv, 4)) != toUInt32(load_ms)) FROM rum_pageviews").Scan(&n, &mixed); err != nil {
+		t.Fatal(err)
+	}
+	if n != 4500 || mixed != 0 {
+		t.Errorf("got %d page views, %d of them with another row's load_ms: want 4500, none", n, mixed)
+	}
+	for _, table := range []string{"rum_pageviews", "rum_cdn"} {
+		var parts []string
+		rs, err := conn.Query(ctx, "SELECT name FROM system.parts WHERE database = currentDatabase() AND table = ? AND active", table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rs.Next() {
+			var name string
+			rs.Scan(&name)
+			parts = append(parts, name)
+		}
+		rs.Close()
+		if len(parts) != 1 || !strings.HasSuffix(parts[0], "_1_1_0") {
+			t.Errorf("%s: got parts %v, want one part of one insert (…_1_1_0)", table, parts)
+		}
 	}
 }
