@@ -166,6 +166,7 @@ type nullBatch struct{ driver.Batch }
 
 func (nullBatch) Column(int) driver.BatchColumn { return nullColumn{} }
 func (nullBatch) Send() error                   { return nil }
+func (nullBatch) Flush() error                  { return nil }
 func (nullBatch) Abort() error                  { return nil }
 
 type nullColumn struct{}
