@@ -89,16 +89,17 @@ func (j *journal[T]) insertLoop() {
 // inserter is insertLoop's state: what it knows of each segment, rows
 // waiting for a batch, the batch, and whether ClickHouse takes inserts.
 type inserter[T any] struct {
-	j         *journal[T]
-	segs      map[uint64]*segState
-	backlog   []journalEntry[T]
-	batch     []T
-	parts     []batchPart
-	started   time.Time // when the batch's first row came
-	healthy   bool
-	nextDrain time.Time
-	split     bool // ClickHouse refused a read-back insert for its data: read one run next
-	readBuf   []T  // rows read back, kept from one insert to the next
+	j          *journal[T]
+	segs       map[uint64]*segState
+	backlog    []journalEntry[T]
+	batch      []T
+	parts      []batchPart
+	started    time.Time // when the batch's first row came
+	healthy    bool
+	nextDrain  time.Time
+	split      bool   // ClickHouse refused a read-back insert for its data: read run by run
+	splitUntil uint64 // up to this segment, the refused insert's last
+	readBuf    []T    // rows read back, kept from one insert to the next
 }
 
 func (in *inserter[T]) state(id uint64) *segState {
@@ -300,13 +301,15 @@ func nextLost(segs map[uint64]*segState) (uint64, *segState, bool) {
 // skipped; so is a damaged line elsewhere, with a log line; damage marks
 // the segment for quarantine.
 //
-// After ClickHouse refused such an insert for its data, the next call
-// reads one run of one segment and bisects it (readRun, insertRun).
+// After ClickHouse refused such an insert for its data, the segments it
+// read are read again one run at a time, and a run refused again is
+// bisected (readRun, insertRun).
 func (in *inserter[T]) readBack() error {
 	if in.split {
+		if id, s, _ := nextLost(in.segs); id <= in.splitUntil {
+			return in.j.readRun(id, s)
+		}
 		in.split = false
-		id, s, _ := nextLost(in.segs)
-		return in.j.readRun(id, s)
 	}
 	j := in.j
 	items := in.readBuf[:0]
@@ -382,7 +385,7 @@ func (in *inserter[T]) readBack() error {
 		}
 		if err != nil && refusesData(err) {
 			j.logf("ClickHouse refused %d %s read back from %s for their data (%v): they are read again run by run to find the rows it refuses", len(items), j.what, segNames(j, read), err)
-			in.split = true
+			in.split, in.splitUntil = true, read[len(read)-1].id
 			return nil
 		}
 		if err != nil { // every cursor stays
