@@ -190,42 +190,19 @@ func TestDeadLetterOneRefusedResult(t *testing.T) {
 // away; the refused row is in the second.
 func TestDeadLetterInAGatheredReadBack(t *testing.T) {
 	_, conn := chtest.New(t)
-	ctx := context.Background()
 	poison(t, conn, "results", "target", "poison-target")
 	dir := t.TempDir()
 	opt := store.WriterOptions{MaxDelay: 5 * time.Millisecond, SpoolDir: dir, DrainEvery: time.Hour, Logf: tlog(t)}
-	var away atomic.Bool
-	away.Store(true)
-	var mu sync.Mutex
-	var sizes []int // rows of each insert tried once ClickHouse is back
-	fault := func(rows []store.Row) error {
-		if away.Load() {
-			return errors.New("ClickHouse away (injected)")
-		}
-		mu.Lock()
-		sizes = append(sizes, len(rows))
-		mu.Unlock()
-		return nil
-	}
+	var l insertLog
 	var bad store.Row
-	for run := range 3 {
-		w, err := store.NewWriterWithFault(conn, opt, fault)
-		if err != nil {
-			t.Fatal(err)
+	leaveSegments(t, conn, opt, &l, func(run, i int) []store.Row {
+		rows := tcpRows(10, fmt.Sprint(run, "-", i))
+		if run == 1 && i == 2 {
+			rows[3].Target, bad = "poison-target", rows[3]
 		}
-		for i := range 4 {
-			rows := tcpRows(10, fmt.Sprint(run, "-", i))
-			if run == 1 && i == 2 {
-				rows[3].Target, bad = "poison-target", rows[3]
-			}
-			if err := w.Write(ctx, rows); err != nil {
-				t.Fatal(err)
-			}
-		}
-		w.Close()
-	}
-	away.Store(false)
-	w, err := store.NewWriterWithFault(conn, opt, fault)
+		return rows
+	})
+	w, err := store.NewWriterWithFault(conn, opt, l.fault)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,12 +213,10 @@ func TestDeadLetterInAGatheredReadBack(t *testing.T) {
 	if len(dead) != 1 || dead[0].Line != 24 || !strings.Contains(string(dead[0].Row), bad.ID) {
 		t.Fatalf("got dead letters %+v, want one: line 24 of the second segment, id %s", dead, bad.ID)
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	// 120 refused; the first segment's 40 in; the second's 40 refused,
 	// then bisected (halves of 20, 10, 5, 3 or 2, 1); the third's 40 in.
-	if len(sizes) < 5 || sizes[0] != 120 || sizes[1] != 40 || sizes[2] != 40 || sizes[len(sizes)-1] != 40 || len(sizes) > 16 {
-		t.Errorf("inserts of %v rows: want 120 (refused), then 40 per segment and the halves of the refused one's bisection", sizes)
+	if s := l.inserts(); len(s) < 5 || s[0] != 120 || s[1] != 40 || s[2] != 40 || s[len(s)-1] != 40 || len(s) > 16 {
+		t.Errorf("inserts of %v rows: want 120 (refused), then 40 per segment and the halves of the refused one's bisection", s)
 	}
 }
 

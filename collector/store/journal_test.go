@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -187,54 +188,71 @@ func TestJournalReadsBackWhatMemoryCouldNotHold(t *testing.T) {
 	}
 }
 
-// Rows read back from the journal go in as full inserts: what three runs
-// of the collector left in three segments, with rows that went in from
-// memory between them, is one insert, not one per segment or per run.
-// ClickHouse's CPU per row falls with an insert's size.
-func TestJournalReadsBackInFullInserts(t *testing.T) {
-	_, conn := chtest.New(t)
-	ctx := context.Background()
-	dir := t.TempDir()
-	opt := store.WriterOptions{MaxDelay: 5 * time.Millisecond, SpoolDir: dir, DrainEvery: time.Hour, Logf: t.Logf}
-	var away atomic.Bool
-	away.Store(true)
-	var mu sync.Mutex
-	var inserts []int // rows per insert that went in
-	fault := func(rows []store.Row) error {
-		if away.Load() {
-			return errors.New("ClickHouse away (injected)")
-		}
-		mu.Lock()
-		inserts = append(inserts, len(rows))
-		mu.Unlock()
-		return nil
+// insertLog fails every insert while ClickHouse is away (for
+// NewWriterWithFault), and records the rows of the others.
+type insertLog struct {
+	away  atomic.Bool
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (l *insertLog) fault(rows []store.Row) error {
+	if l.away.Load() {
+		return errors.New("ClickHouse away (injected)")
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sizes = append(l.sizes, len(rows))
+	return nil
+}
+
+func (l *insertLog) inserts() []int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.sizes)
+}
+
+// leaveSegments writes with ClickHouse away in three runs of a writer,
+// four writes each (rows(run, i)), and checks that they left three
+// segments in opt.SpoolDir. ClickHouse is back when it returns.
+func leaveSegments(t *testing.T, conn driver.Conn, opt store.WriterOptions, l *insertLog, rows func(run, i int) []store.Row) {
+	t.Helper()
+	l.away.Store(true)
 	for run := range 3 {
-		w, err := store.NewWriterWithFault(conn, opt, fault)
+		w, err := store.NewWriterWithFault(conn, opt, l.fault)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for i := range 4 {
-			if err := w.Write(ctx, tcpRows(10, fmt.Sprint(run, "-", i))); err != nil {
+			if err := w.Write(context.Background(), rows(run, i)); err != nil {
 				t.Fatal(err)
 			}
 		}
 		w.Close()
 	}
-	if files, _ := filepath.Glob(filepath.Join(dir, "seg-*.ndjson")); len(files) != 3 {
+	if files, _ := filepath.Glob(filepath.Join(opt.SpoolDir, "seg-*.ndjson")); len(files) != 3 {
 		t.Fatalf("got segments %v, want three, one per run", files)
 	}
-	away.Store(false)
-	w, err := store.NewWriterWithFault(conn, opt, fault)
+	l.away.Store(false)
+}
+
+// Rows read back from the journal go in as full inserts: what three runs
+// of the collector left in three segments is one insert, not one per
+// segment. ClickHouse's CPU per row falls with an insert's size.
+func TestJournalReadsBackInFullInserts(t *testing.T) {
+	_, conn := chtest.New(t)
+	dir := t.TempDir()
+	opt := store.WriterOptions{MaxDelay: 5 * time.Millisecond, SpoolDir: dir, DrainEvery: time.Hour, Logf: t.Logf}
+	var l insertLog
+	leaveSegments(t, conn, opt, &l, func(run, i int) []store.Row { return tcpRows(10, fmt.Sprint(run, "-", i)) })
+	w, err := store.NewWriterWithFault(conn, opt, l.fault)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Close()
 	waitRows(t, conn, dir, 120)
-	mu.Lock()
-	defer mu.Unlock()
-	if len(inserts) != 1 || inserts[0] != 120 {
-		t.Errorf("read back in inserts of %v rows, want one of 120", inserts)
+	if got := l.inserts(); len(got) != 1 || got[0] != 120 {
+		t.Errorf("read back in inserts of %v rows, want one of 120", got)
 	}
 }
 
