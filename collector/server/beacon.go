@@ -178,9 +178,7 @@ func (h *beaconHandler) post(w http.ResponseWriter, r *http.Request) {
 	if row.Bot {
 		beaconBots.Inc()
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
-	defer cancel()
-	err = h.writer.Write(ctx, rows)
+	err = h.writer.Write(r.Context(), rows)
 	if row.Raw == nil { // copied: the body is free again
 		recycle(buf, raw)
 	}

@@ -289,12 +289,59 @@ func (j *journal[T]) write(ctx context.Context, items []T) error {
 		return err
 	}
 	queued = true
-	select {
-	case err := <-req.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
+	return j.wait(ctx, req)
+}
+
+// ErrStalled means the journal did not make a write durable within
+// WriterOptions.MaxWait: the disk hangs. The write may still become
+// durable and be stored; callers answer 503 and the sender retries (a
+// retry with the same ids is folded).
+var ErrStalled = errors.New("the collector's journal did not make the write durable in time: its disk is stalled")
+
+// wait returns req's outcome, or gives up when ctx is done or after
+// MaxWait. The time is told by one clock that ticks for every write
+// (ticks): a timer per request cost 1.6-3.3 µs of the beacon handler's
+// 24-27 µs of CPU, and 5 allocations (BenchmarkBeaconHandler, side by
+// side, three runs).
+func (j *journal[T]) wait(ctx context.Context, req *journalReq[T]) error {
+	// Seeing n ticks means at least n-1 whole ticks went by.
+	limit := int((j.opt.MaxWait + tickEvery - 1) / tickEvery)
+	for n := 0; ; {
+		select {
+		case err := <-req.done:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ticks():
+			if n++; n > limit {
+				return fmt.Errorf("%w (%v)", ErrStalled, j.opt.MaxWait)
+			}
+		}
 	}
+}
+
+// tickEvery is how often ticks' channel closes.
+const tickEvery = time.Second
+
+var clock struct {
+	once sync.Once
+	ch   atomic.Pointer[chan struct{}]
+}
+
+// ticks returns a channel closed at the next tick of a clock shared by the
+// whole process (started by the first call).
+func ticks() <-chan struct{} {
+	clock.once.Do(func() {
+		ch := make(chan struct{})
+		clock.ch.Store(&ch)
+		go func() {
+			for range time.Tick(tickEvery) {
+				next := make(chan struct{})
+				close(*clock.ch.Swap(&next))
+			}
+		}()
+	})
+	return *clock.ch.Load()
 }
 
 // close stops taking writes, makes what was written durable, gives the

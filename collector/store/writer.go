@@ -35,6 +35,7 @@ type WriterOptions struct {
 	SpoolMaxBytes int64         // default 1 GiB; past it writes fail with ErrSpoolFull
 	DrainEvery    time.Duration // how often to retry ClickHouse after a failure (default 2s)
 	MemBytes      int64         // journalled rows held in memory for inserting, counted in their journal lines' bytes (default 16 MiB); the rest is read back from the journal
+	MaxWait       time.Duration // longest a write waits for the journal's fsync before ErrStalled (default 30s)
 	Logf          func(format string, args ...any)
 }
 
@@ -47,6 +48,9 @@ func (o WriterOptions) withDefaults() WriterOptions {
 	}
 	if o.Queue <= 0 {
 		o.Queue = 1024
+	}
+	if o.MaxWait <= 0 {
+		o.MaxWait = 30 * time.Second
 	}
 	return o
 }
