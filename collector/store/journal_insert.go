@@ -341,41 +341,30 @@ func (in *inserter[T]) readBack() error {
 			}
 		}
 		c := readCursor{id: id, s: s, off: s.off, line: s.line}
-		for len(items) < j.opt.MaxRows {
-			adv, tok, _ := scanFullLines(s.data[c.off:], true)
-			if adv == 0 || tok == nil {
-				c.end, c.torn = true, adv
-				break
-			}
-			if s.isDone(c.line) {
-				c.off, c.line = c.off+adv, c.line+1
-				continue
-			}
-			item, err := j.codec.decode(tok)
-			if err != nil {
-				j.logf("%s: line %d is damaged, skipped (the segment is moved aside once its readable rows are in): %v", filepath.Base(j.path(id)), c.line+1, err)
-				damagedLines(j.what).Inc()
-				s.damaged++
-				s.markDone(c.line, 1) // never counted twice
-				c.off, c.line = c.off+adv, c.line+1
-				continue
-			}
-			if j.codec.replay != nil && s.maybeStored(c.line) {
-				j.codec.replay(&item)
-			}
+		j.scan(&c, false, func() bool { return len(items) < j.opt.MaxRows }, func(line int, item T, _ []byte) {
 			items = append(items, item)
-			if n := len(tried); n > 0 && tried[n-1].s == s && tried[n-1].first+tried[n-1].n == c.line {
+			if n := len(tried); n > 0 && tried[n-1].s == s && tried[n-1].first+tried[n-1].n == line {
 				tried[n-1].n++
 			} else {
-				tried = append(tried, readSpan{s, span{c.line, 1}})
+				tried = append(tried, readSpan{s, span{line, 1}})
 			}
-			c.off, c.line = c.off+adv, c.line+1
-		}
+		})
 		if c.end {
 			s.data = nil // read again from the file if the insert fails
 		}
 		read = append(read, c)
 	}
+	if err := in.insertRead(items, read, tried); err != nil {
+		return err
+	}
+	return loadErr
+}
+
+// insertRead inserts the rows readBack read (tried: their runs of lines)
+// and moves the segments' cursors past them (read), or leaves every cursor
+// where it was when the insert fails.
+func (in *inserter[T]) insertRead(items []T, read []readCursor, tried []readSpan) error {
+	j := in.j
 	if len(items) > 0 {
 		err := j.send(items)
 		if err != nil {
@@ -388,7 +377,7 @@ func (in *inserter[T]) readBack() error {
 			in.split, in.splitUntil = true, read[len(read)-1].id
 			return nil
 		}
-		if err != nil { // every cursor stays
+		if err != nil {
 			return fmt.Errorf("cannot insert %d %s read back from %s yet: %w", len(items), j.what, segNames(j, read), err)
 		}
 		metrics.GetOrCreateCounter(`meridian_store_spool_drained_total{what="` + j.what + `"}`).Add(len(items))
@@ -402,7 +391,7 @@ func (in *inserter[T]) readBack() error {
 			j.readDone(c.id, c.s, c.torn)
 		}
 	}
-	return loadErr
+	return nil
 }
 
 // readCursor is how far readBack read a segment.
@@ -460,6 +449,46 @@ func (j *journal[T]) readDone(id uint64, s *segState, torn int) {
 	s.lost, s.data, s.off, s.line, s.sent = false, nil, 0, 0, 0
 }
 
+// scan reads c's segment from c on while more says so, handing add each
+// row not in ClickHouse yet with its line number and text. It passes over
+// lines already in, and damaged lines (logged, counted and marked done, so
+// never counted twice); with oneRun it stops at either once it has a row.
+// c.end tells that it read the segment's last line.
+func (j *journal[T]) scan(c *readCursor, oneRun bool, more func() bool, add func(line int, item T, text []byte)) {
+	s, rows := c.s, 0
+	for more() {
+		adv, tok, _ := scanFullLines(s.data[c.off:], true)
+		if adv == 0 || tok == nil {
+			c.end, c.torn = true, adv
+			return
+		}
+		if s.isDone(c.line) {
+			if oneRun && rows > 0 {
+				return // a run ends
+			}
+			c.off, c.line = c.off+adv, c.line+1
+			continue
+		}
+		item, err := j.codec.decode(tok)
+		switch {
+		case err != nil && oneRun && rows > 0:
+			return
+		case err != nil:
+			j.logf("%s: line %d is damaged, skipped (the segment is moved aside once its readable rows are in): %v", filepath.Base(j.path(c.id)), c.line+1, err)
+			damagedLines(j.what).Inc()
+			s.damaged++
+			s.markDone(c.line, 1)
+		default:
+			if j.codec.replay != nil && s.maybeStored(c.line) {
+				j.codec.replay(&item)
+			}
+			add(c.line, item, tok)
+			rows++
+		}
+		c.off, c.line = c.off+adv, c.line+1
+	}
+}
+
 // readRun inserts the next run of rows of a segment that are not in
 // ClickHouse yet, as readBack did before it gathered runs: rows with their
 // lines as read, so that insertRun can bisect them and dead-letter the
@@ -473,51 +502,23 @@ func (j *journal[T]) readRun(id uint64, s *segState) error {
 	}
 	var items []T
 	var lines [][]byte // items' lines, for dead letters
-	off, line := s.off, s.line
-	end, torn := false, 0
-	for len(items) < j.opt.MaxRows {
-		adv, tok, _ := scanFullLines(s.data[off:], true)
-		if adv == 0 || tok == nil {
-			end, torn = true, adv
-			break
-		}
-		if s.isDone(line) {
-			if len(items) > 0 {
-				break // a run ends
-			}
-			off, line = off+adv, line+1
-			continue
-		}
-		item, err := j.codec.decode(tok)
-		if err != nil {
-			if len(items) > 0 {
-				break
-			}
-			j.logf("%s: line %d is damaged, skipped (the segment is moved aside once its readable rows are in): %v", name, line+1, err)
-			damagedLines(j.what).Inc()
-			s.damaged++
-			s.markDone(line, 1)
-			off, line = off+adv, line+1
-			continue
-		}
-		if j.codec.replay != nil && s.maybeStored(line) {
-			j.codec.replay(&item)
-		}
-		items, lines = append(items, item), append(lines, tok)
-		off, line = off+adv, line+1
-	}
+	c := readCursor{id: id, s: s, off: s.off, line: s.line}
+	j.scan(&c, true, func() bool { return len(items) < j.opt.MaxRows }, func(_ int, item T, text []byte) {
+		items, lines = append(items, item), append(lines, text)
+	})
 	if len(items) > 0 {
-		n, err := j.insertRun(name, s, line-len(items), items, lines)
+		first := c.line - len(items)
+		n, err := j.insertRun(name, s, first, items, lines)
 		s.sent += n
 		metrics.GetOrCreateCounter(`meridian_store_spool_drained_total{what="` + j.what + `"}`).Add(n)
 		if err != nil { // the cursor stays; what went in is marked done
-			s.tried = append(s.tried, span{line - len(items), len(items)})
+			s.tried = append(s.tried, span{first, len(items)})
 			return fmt.Errorf("cannot insert %d %s read back from %s yet: %w", len(items)-n, j.what, name, err)
 		}
 	}
-	s.off, s.line = off, line
-	if end {
-		j.readDone(id, s, torn)
+	s.off, s.line = c.off, c.line
+	if c.end {
+		j.readDone(id, s, c.torn)
 	}
 	return nil
 }
